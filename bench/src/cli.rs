@@ -1,0 +1,230 @@
+//! Command line: one subcommand per scenario, plus options shared by all of them.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Load generator for ssehub (and Nchan, for comparison). Every run is bounded in time
+/// and only ever talks to 127.0.0.0/8.
+#[derive(Debug, Parser)]
+#[command(name = "ssehub-bench", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// Options every scenario takes (they may come before or after the scenario name).
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Server flavour: picks the default subscribe path, publish path and publish body.
+    #[arg(long, value_enum, default_value_t = Target::Ssehub, global = true)]
+    pub target: Target,
+    /// Base URL of the server; must be http:// on a 127.0.0.0/8 address or localhost.
+    #[arg(long, default_value = "http://127.0.0.1:3000", global = true)]
+    pub url: String,
+    /// Subscribe path and query [default: ssehub `/events?topic=bench`, nchan `/sub`].
+    #[arg(long, global = true)]
+    pub sub_path: Option<String>,
+    /// Publish path [default: ssehub `/broadcast`, nchan `/pub`].
+    #[arg(long, global = true)]
+    pub pub_path: Option<String>,
+    /// Publish body; `{payload}` is replaced by the event's JSON payload
+    /// [default: ssehub `{"event":"bench","topic":"bench","payload":{payload}}`, nchan `{payload}`].
+    #[arg(long, global = true)]
+    pub pub_body: Option<String>,
+    /// Extra header for every publish request, e.g. "Authorization: Bearer TOKEN" (repeatable).
+    #[arg(long = "pub-header", global = true)]
+    pub pub_headers: Vec<String>,
+    /// PID of the server process to sample (CPU, RSS, fds). For Nginx/Nchan: the worker.
+    #[arg(long, global = true)]
+    pub server_pid: Option<u32>,
+    /// Worker threads of the generator's tokio runtime.
+    #[arg(long, default_value_t = 1, global = true)]
+    pub threads: usize,
+    /// Also write the report as JSON to this file.
+    #[arg(long, global = true)]
+    pub json: Option<PathBuf>,
+    /// Hard limit on the whole run; it is abandoned (exit status 3) past this.
+    #[arg(long, default_value_t = 120.0, global = true)]
+    pub timeout_secs: f64,
+    /// Subscriber connects in flight at once.
+    #[arg(long, default_value_t = 512, global = true)]
+    pub connect_concurrency: usize,
+    /// How long all subscribers may take to connect and get their response head.
+    #[arg(long, default_value_t = 30.0, global = true)]
+    pub connect_timeout_secs: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Ssehub,
+    Nchan,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// N subscribers, M events published at R/s: delivery rate, loss and latency.
+    Fanout {
+        #[command(flatten)]
+        subs: SubArgs,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// Open N idle subscribers and measure the server's memory per connection.
+    Idle {
+        #[command(flatten)]
+        subs: SubArgs,
+        /// Wait this long after the last connect before sampling the server.
+        #[arg(long, default_value_t = 2.0)]
+        settle_secs: f64,
+    },
+    /// N subscribers of which K never read: the healthy ones' latency and loss, and
+    /// whether the server dropped the stalled ones.
+    Slow {
+        #[command(flatten)]
+        subs: SubArgs,
+        /// How many of the subscribers stop reading right after connecting.
+        #[arg(long, default_value_t = 20)]
+        stalled: usize,
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Wait this long after the drain before probing the stalled connections.
+        #[arg(long, default_value_t = 2.0)]
+        settle_secs: f64,
+    },
+    /// C connect / read-first-bytes / disconnect cycles: does the server give back
+    /// its descriptors and memory?
+    Churn {
+        /// Number of connect/disconnect cycles.
+        #[arg(long, default_value_t = 3000)]
+        cycles: u64,
+        /// Cycles in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Wait this long after the last cycle before sampling the server.
+        #[arg(long, default_value_t = 2.0)]
+        settle_secs: f64,
+    },
+    /// Open N subscribers as fast as possible: time until all have their response head.
+    Connect {
+        #[command(flatten)]
+        subs: SubArgs,
+    },
+    /// POST throughput and latency, with no (or a few) subscribers.
+    Publish {
+        /// Subscribers to hold open while publishing.
+        #[arg(long, default_value_t = 0)]
+        subscribers: usize,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+}
+
+impl Scenario {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::Fanout { .. } => "fanout",
+            Scenario::Idle { .. } => "idle",
+            Scenario::Slow { .. } => "slow",
+            Scenario::Churn { .. } => "churn",
+            Scenario::Connect { .. } => "connect",
+            Scenario::Publish { .. } => "publish",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SubArgs {
+    /// Number of SSE subscribers.
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub subscribers: usize,
+}
+
+/// How events are published.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Events per second offered, evenly spaced; 0 = as fast as the publishers go
+    /// [default: 1000; publish scenario: 0].
+    #[arg(long, short = 'r')]
+    pub rate: Option<f64>,
+    /// Length of the publishing schedule (used when --events is not given).
+    #[arg(long, default_value_t = 5.0)]
+    pub duration_secs: f64,
+    /// Number of events [default: rate × duration; publish scenario at rate 0: 10000].
+    #[arg(long, short = 'm')]
+    pub events: Option<u64>,
+    /// Concurrent keep-alive publisher connections, so one slow answer does not hold
+    /// up the schedule.
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+    /// Padding added to each payload, in bytes [default: 0; slow scenario: 4096].
+    #[arg(long)]
+    pub pad_bytes: Option<usize>,
+    /// After the last publish, wait at most this long for deliveries to arrive.
+    #[arg(long, default_value_t = 5.0)]
+    pub drain_secs: f64,
+    /// Give up on one publish request after this long.
+    #[arg(long, default_value_t = 10.0)]
+    pub post_timeout_secs: f64,
+}
+
+/// The server's address and the `Host` header value, from `--url`.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddrV4,
+    pub host_header: String,
+}
+
+/// Parses `http://HOST[:PORT][/]`; refuses anything outside 127.0.0.0/8 so that a
+/// typo can never aim the load at another machine.
+pub fn parse_url(url: &str) -> Result<Endpoint, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("--url {url:?}: only http:// URLs are supported"))?;
+    let authority = rest.trim_end_matches('/');
+    if authority.contains('/') {
+        return Err(format!("--url {url:?}: give only scheme, host and port; use --sub-path/--pub-path for paths"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("--url {url:?}: bad port {p:?}"))?),
+        None => (authority, 80),
+    };
+    let ip = if host.eq_ignore_ascii_case("localhost") {
+        Ipv4Addr::LOCALHOST
+    } else {
+        host.parse::<Ipv4Addr>().map_err(|_| format!("--url {url:?}: host must be an IPv4 loopback address"))?
+    };
+    if !ip.is_loopback() {
+        return Err(format!("--url {url:?}: refusing a non-loopback address (only 127.0.0.0/8 is allowed)"));
+    }
+    Ok(Endpoint { addr: SocketAddrV4::new(ip, port), host_header: authority.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_parsing() {
+        let e = parse_url("http://127.0.0.1:3000/").unwrap();
+        assert_eq!(e.addr, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(e.host_header, "127.0.0.1:3000");
+        assert_eq!(parse_url("http://localhost").unwrap().addr.port(), 80);
+        assert!(parse_url("http://10.0.0.1:80").is_err());
+        assert!(parse_url("https://127.0.0.1").is_err());
+        assert!(parse_url("http://127.0.0.1:3000/events").is_err());
+    }
+
+    #[test]
+    fn cli_parses_each_scenario() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["b", "--target", "nchan", "fanout", "-n", "10", "--rate", "5", "--json", "x"]).unwrap();
+        assert_eq!(cli.common.target, Target::Nchan);
+        assert!(matches!(cli.scenario, Scenario::Fanout { ref subs, .. } if subs.subscribers == 10));
+        assert!(cli.common.json.is_some());
+    }
+}

@@ -1,0 +1,144 @@
+//! Which clients want which topics.
+//!
+//! Publishing to a topic must cost in proportion to its subscribers, not to everyone
+//! connected. Exact topics are one hash lookup. Prefix patterns are kept in a map from
+//! prefix to subscribers, together with the set of prefix lengths in use: matching a
+//! topic probes its prefixes of just those lengths (one lookup each), so 10 subscribers
+//! of a topic among 100,000 clients are found without looking at the other 99,990.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::topic::{Topic, TopicFilter};
+
+use super::ClientId;
+
+#[derive(Debug, Default)]
+pub struct TopicIndex {
+    exact: HashMap<Topic, HashSet<ClientId>>,
+    prefixes: HashMap<Box<str>, HashSet<ClientId>>,
+    /// Length in bytes of each prefix in `prefixes` → how many prefixes have it.
+    prefix_lens: BTreeMap<usize, usize>,
+}
+
+impl TopicIndex {
+    pub fn add(&mut self, client: ClientId, filters: &[TopicFilter]) {
+        for filter in filters {
+            match filter {
+                TopicFilter::Exact(topic) => {
+                    self.exact.entry(topic.clone()).or_default().insert(client);
+                }
+                TopicFilter::Prefix(prefix) => {
+                    let set = self.prefixes.entry(prefix.clone()).or_default();
+                    if set.is_empty() {
+                        *self.prefix_lens.entry(prefix.len()).or_default() += 1;
+                    }
+                    set.insert(client);
+                }
+            }
+        }
+    }
+
+    pub fn remove(&mut self, client: ClientId, filters: &[TopicFilter]) {
+        for filter in filters {
+            match filter {
+                TopicFilter::Exact(topic) => {
+                    if let Some(set) = self.exact.get_mut(topic) {
+                        set.remove(&client);
+                        if set.is_empty() {
+                            self.exact.remove(topic);
+                        }
+                    }
+                }
+                TopicFilter::Prefix(prefix) => {
+                    if let Some(set) = self.prefixes.get_mut(prefix) {
+                        set.remove(&client);
+                        if set.is_empty() {
+                            self.prefixes.remove(prefix);
+                            if let Some(n) = self.prefix_lens.get_mut(&prefix.len()) {
+                                *n -= 1;
+                                if *n == 0 {
+                                    self.prefix_lens.remove(&prefix.len());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `f` for every client with a filter matching `topic`: once per matching
+    /// filter, so a caller that needs one call per client deduplicates.
+    pub fn for_each_match(&self, topic: &Topic, mut f: impl FnMut(ClientId)) {
+        let name = topic.as_str();
+        if let Some(set) = self.exact.get(topic) {
+            set.iter().copied().for_each(&mut f);
+        }
+        for &len in self.prefix_lens.range(..=name.len()).map(|(len, _)| len) {
+            if name.is_char_boundary(len)
+                && let Some(set) = self.prefixes.get(&name[..len])
+            {
+                set.iter().copied().for_each(&mut f);
+            }
+        }
+    }
+
+    /// Every subscribed topic or pattern with its number of subscribers, for `/stats`.
+    pub fn counts(&self) -> impl Iterator<Item = (String, usize)> + '_ {
+        let exact = self.exact.iter().map(|(t, s)| (t.as_str().to_owned(), s.len()));
+        let prefixes = self.prefixes.iter().map(|(p, s)| (format!("{p}*"), s.len()));
+        exact.chain(prefixes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filters(list: &[&str]) -> Vec<TopicFilter> {
+        list.iter().map(|f| TopicFilter::parse(f).unwrap()).collect()
+    }
+
+    fn matches(index: &TopicIndex, topic: &str) -> Vec<u64> {
+        let mut got = Vec::new();
+        index.for_each_match(&Topic::parse(topic).unwrap(), |id| got.push(id.0));
+        got.sort();
+        got
+    }
+
+    #[test]
+    fn finds_exact_and_prefix_subscribers_and_forgets_them() {
+        let mut index = TopicIndex::default();
+        index.add(ClientId(1), &filters(&["news.sport"]));
+        index.add(ClientId(2), &filters(&["news.*"]));
+        index.add(ClientId(3), &filters(&["*"]));
+        index.add(ClientId(4), &filters(&["weather", "n*"]));
+        assert_eq!(matches(&index, "news.sport"), [1, 2, 3, 4]);
+        assert_eq!(matches(&index, "weather"), [3, 4]);
+        assert_eq!(matches(&index, "other"), [3]);
+
+        index.remove(ClientId(3), &filters(&["*"]));
+        index.remove(ClientId(4), &filters(&["weather", "n*"]));
+        assert_eq!(matches(&index, "news.sport"), [1, 2]);
+        assert!(matches(&index, "weather").is_empty());
+        assert_eq!(index.prefix_lens.len(), 1, "unused prefix lengths are forgotten");
+    }
+
+    #[test]
+    fn prefixes_split_on_character_boundaries_only() {
+        let mut index = TopicIndex::default();
+        index.add(ClientId(1), &filters(&["é*"]));
+        assert_eq!(matches(&index, "éa"), [1]);
+        assert!(matches(&index, "ea").is_empty());
+    }
+
+    #[test]
+    fn counts_list_topics_and_patterns() {
+        let mut index = TopicIndex::default();
+        index.add(ClientId(1), &filters(&["a", "b.*"]));
+        index.add(ClientId(2), &filters(&["a"]));
+        let mut counts: Vec<_> = index.counts().collect();
+        counts.sort();
+        assert_eq!(counts, [("a".to_owned(), 2), ("b.*".to_owned(), 1)]);
+    }
+}

@@ -1,0 +1,481 @@
+//! The hub: the only place that knows who is connected.
+//!
+//! Handlers never touch the registry; they send the hub a message. The hub runs on a
+//! thread of its own, so its state needs no lock, and it never waits on a client: it
+//! only `try_send`s, and a client whose queue is full is dropped on the spot.
+
+mod history;
+mod ids;
+mod index;
+pub mod messages;
+mod subscription;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, AsyncContext, Context, Handler, MessageResult};
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::event::{EARLIEST, Event};
+use crate::socket::SocketCloser;
+use crate::sse;
+use crate::topic::{Topic, TopicFilter};
+
+use history::{Entry, History};
+use ids::IdClock;
+use index::TopicIndex;
+use messages::{Accepted, Connect, Disconnect, GetStats, Publish, Shutdown, Stats};
+pub use subscription::Subscription;
+
+/// Where the hub answers a publisher.
+type Reply = tokio::sync::oneshot::Sender<Result<Accepted, ApiError>>;
+
+/// Messages the hub's mailbox holds before `send` waits: room for a burst of 10,000
+/// connects (actix's default is 16).
+const MAILBOX_CAPACITY: usize = 65_536;
+
+/// Seconds a client refused for capacity is asked to wait (`Retry-After`).
+const RETRY_AFTER_FULL_SECS: u64 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(u64);
+
+/// What the hub needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub client_buffer: usize,
+    pub heartbeat: Duration,
+    pub retry_ms: u64,
+    pub history_size: usize,
+    pub history_ttl: Option<Duration>,
+    pub max_clients: usize,
+    pub clock: Option<Duration>,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
+        Self {
+            client_buffer: config.sse.client_buffer,
+            heartbeat: Duration::from_secs(config.sse.heartbeat_secs),
+            retry_ms: config.sse.retry_ms,
+            history_size: config.sse.history_size,
+            history_ttl: secs(config.sse.history_ttl_secs),
+            max_clients: config.sse.max_clients,
+            clock: secs(config.demo.clock_secs),
+        }
+    }
+}
+
+struct Client {
+    /// The receiver is this client's response body: dropping this sender ends the
+    /// stream, so disconnecting a client is removing its entry, nothing more.
+    tx: mpsc::Sender<Bytes>,
+    filters: Box<[TopicFilter]>,
+    /// The `seq` of the last event queued for this client: it gets each event once
+    /// even when several of its filters match, and a client whose mark is older than
+    /// the last heartbeat round has been idle since.
+    mark: u64,
+    /// Resets the connection if the client is dropped as slow; `None` where the
+    /// connection is not a plain TCP socket.
+    closer: Option<SocketCloser>,
+}
+
+/// Why a client leaves the registry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Leave {
+    /// Its queue was full: it is not reading.
+    Slow,
+    /// Its stream is gone already.
+    Gone,
+}
+
+pub struct Hub {
+    settings: Settings,
+    clients: HashMap<ClientId, Client>,
+    index: TopicIndex,
+    history: History,
+    ids: IdClock,
+    next_client: u64,
+    /// Counts events fanned out; see `Client::mark`.
+    seq: u64,
+    /// `seq` when the previous heartbeat round ran.
+    seq_at_heartbeat: u64,
+    /// The stream's first bytes, encoded once.
+    preamble: Bytes,
+    published: u64,
+    delivered: u64,
+    dropped_slow: u64,
+    /// Reused between publishes, so matching allocates nothing per event.
+    scratch: Vec<ClientId>,
+    closing: bool,
+    started: Instant,
+}
+
+impl Hub {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            preamble: sse::preamble(settings.retry_ms),
+            history: History::new(settings.history_size, settings.history_ttl),
+            settings,
+            clients: HashMap::new(),
+            index: TopicIndex::default(),
+            ids: IdClock::new(),
+            next_client: 0,
+            seq: 0,
+            seq_at_heartbeat: 0,
+            published: 0,
+            delivered: 0,
+            dropped_slow: 0,
+            scratch: Vec::new(),
+            closing: false,
+            started: Instant::now(),
+        }
+    }
+
+    /// The first bytes of a new stream: the preamble, then every held event after
+    /// `last_event_id` that the filters match, or a `hub.gap` if that id is not held.
+    fn replay(&self, filters: &[TopicFilter], last_event_id: Option<&str>) -> Bytes {
+        let Some(asked) = last_event_id else {
+            return self.preamble.clone();
+        };
+        let mut head = BytesMut::from(&self.preamble[..]);
+        let later: Box<dyn Iterator<Item = &Entry>> = if asked == EARLIEST {
+            Box::new(self.history.all())
+        } else {
+            match self.history.after(asked) {
+                Some(later) => Box::new(later),
+                None => {
+                    head.extend_from_slice(&sse::gap(self.history.newest_id(), asked));
+                    return head.freeze();
+                }
+            }
+        };
+        for entry in later.filter(|e| wants(filters, &e.topics)) {
+            head.extend_from_slice(&entry.frame);
+        }
+        head.freeze()
+    }
+
+    /// A publisher id still in history is a conflict (SPEC §4: 409).
+    fn check_ids(&self, events: &[Event], batch: bool) -> Result<(), ApiError> {
+        for (i, event) in events.iter().enumerate() {
+            if let Some(id) = event.id.as_ref().filter(|id| self.history.contains(id)) {
+                let field = if batch { format!("[{i}].id") } else { "id".into() };
+                return Err(ApiError::Conflict {
+                    field,
+                    reason: format!("{id:?} is already in the history"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the event its id and encodes it, once.
+    fn accept(&mut self, event: Event, at: Instant) -> Entry {
+        let id = match &event.id {
+            Some(id) => id.clone(),
+            None => self.fresh_id(),
+        };
+        let frame = sse::encode(Some(&id), &event);
+        Entry { id, topics: event.topics, frame, at }
+    }
+
+    /// A server id not held in history (a publisher may have chosen the same text).
+    fn fresh_id(&mut self) -> Box<str> {
+        loop {
+            let id = self.ids.next_id();
+            if !self.history.contains(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Starts a new event: returns its `seq` and, unless it is a global broadcast,
+    /// collects into `scratch`, once each, the clients its topics reach.
+    fn next_event(&mut self, topics: &[Topic]) -> u64 {
+        self.seq += 1;
+        let seq = self.seq;
+        self.scratch.clear();
+        let (clients, scratch) = (&mut self.clients, &mut self.scratch);
+        for topic in topics {
+            self.index.for_each_match(topic, |id| {
+                if let Some(client) = clients.get_mut(&id)
+                    && client.mark != seq
+                {
+                    client.mark = seq;
+                    scratch.push(id);
+                }
+            });
+        }
+        seq
+    }
+
+    /// Publishes one event: answers with the number of receivers, then fans out.
+    fn publish_one(&mut self, entry: Entry, reply: Reply) {
+        let global = entry.topics.is_empty();
+        self.next_event(&entry.topics);
+        let receivers = if global { self.clients.len() } else { self.scratch.len() };
+        let _ = reply.send(Ok(Accepted {
+            ids: vec![entry.id.clone()],
+            receivers: receivers as u64,
+        }));
+        self.published += 1;
+        let mut leaving = Vec::new();
+        let mut sent = 0;
+        if global {
+            for (&id, client) in &mut self.clients {
+                sent += offer(id, client, &entry.frame, self.seq, &mut leaving);
+            }
+        } else {
+            for &id in &self.scratch {
+                if let Some(client) = self.clients.get_mut(&id) {
+                    sent += offer(id, client, &entry.frame, self.seq, &mut leaving);
+                }
+            }
+        }
+        self.delivered += sent;
+        self.remove_all(leaving);
+        self.history.push(entry);
+    }
+
+    /// Publishes a batch: each client gets one queue item holding, in order, the
+    /// events that match it. Clients that match the same events share one buffer.
+    fn publish_batch(&mut self, entries: Vec<Entry>, reply: Reply) {
+        let mut wanted: Vec<(ClientId, u32)> = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            self.next_event(&entry.topics);
+            if entry.topics.is_empty() {
+                wanted.extend(self.clients.keys().map(|&id| (id, i as u32)));
+            } else {
+                wanted.extend(self.scratch.iter().map(|&id| (id, i as u32)));
+            }
+        }
+        let _ = reply.send(Ok(Accepted {
+            ids: entries.iter().map(|e| e.id.clone()).collect(),
+            receivers: wanted.len() as u64,
+        }));
+        self.published += entries.len() as u64;
+        wanted.sort_unstable();
+        let mut chunks: HashMap<Vec<u32>, Bytes> = HashMap::new();
+        let mut leaving = Vec::new();
+        for group in wanted.chunk_by(|a, b| a.0 == b.0) {
+            let id = group[0].0;
+            let picks: Vec<u32> = group.iter().map(|&(_, i)| i).collect();
+            let chunk = chunks.entry(picks).or_insert_with_key(|picks| {
+                let mut chunk = BytesMut::new();
+                for &i in picks {
+                    chunk.extend_from_slice(&entries[i as usize].frame);
+                }
+                chunk.freeze()
+            });
+            if let Some(client) = self.clients.get_mut(&id) {
+                let sent = offer(id, client, chunk, self.seq, &mut leaving);
+                self.delivered += sent * group.len() as u64;
+            }
+        }
+        self.remove_all(leaving);
+        for entry in entries {
+            self.history.push(entry);
+        }
+    }
+
+    fn remove_all(&mut self, leaving: Vec<(ClientId, Leave)>) {
+        for (id, why) in leaving {
+            self.remove(id, why);
+        }
+    }
+
+    fn remove(&mut self, id: ClientId, why: Leave) {
+        let Some(client) = self.clients.remove(&id) else {
+            return;
+        };
+        self.index.remove(id, &client.filters);
+        if why == Leave::Slow {
+            self.dropped_slow += 1;
+            log::debug!("client {} dropped: too slow", id.0);
+            if let Some(closer) = client.closer {
+                closer.close();
+            }
+        }
+    }
+
+    /// Publishes the demo clock: like any event, but without an id and not kept in
+    /// history, so it never evicts real events.
+    fn tick_clock(&mut self) {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let event = Event {
+            event: Some("time".into()),
+            data: now.into(),
+            topics: Box::new([Topic::parse("time").expect("a valid topic")]),
+            id: None,
+            retry: None,
+        };
+        let frame = sse::encode(None, &event);
+        self.next_event(&event.topics);
+        self.published += 1;
+        let mut leaving = Vec::new();
+        for &id in &self.scratch {
+            if let Some(client) = self.clients.get_mut(&id) {
+                self.delivered += offer(id, client, &frame, self.seq, &mut leaving);
+            }
+        }
+        self.remove_all(leaving);
+    }
+
+    /// Sends a comment to every client that was sent nothing since the last round.
+    fn heartbeat(&mut self) {
+        let idle_since = self.seq_at_heartbeat;
+        let beat = Bytes::from_static(sse::HEARTBEAT);
+        let mut leaving = Vec::new();
+        for (&id, client) in &mut self.clients {
+            if client.mark <= idle_since {
+                // A heartbeat is not an event: the client's mark stays, so it is
+                // still idle at the next round unless an event reaches it.
+                let mark = client.mark;
+                offer(id, client, &beat, mark, &mut leaving);
+            }
+        }
+        self.remove_all(leaving);
+        self.seq_at_heartbeat = self.seq;
+    }
+}
+
+/// Queues `frame` for a client without waiting: 1 if queued, else 0 and the client
+/// goes on the leaving list (a full queue means it is not reading).
+fn offer(
+    id: ClientId,
+    client: &mut Client,
+    frame: &Bytes,
+    seq: u64,
+    leaving: &mut Vec<(ClientId, Leave)>,
+) -> u64 {
+    match client.tx.try_send(frame.clone()) {
+        Ok(()) => {
+            client.mark = seq;
+            1
+        }
+        Err(TrySendError::Full(_)) => {
+            leaving.push((id, Leave::Slow));
+            0
+        }
+        Err(TrySendError::Closed(_)) => {
+            leaving.push((id, Leave::Gone));
+            0
+        }
+    }
+}
+
+/// Whether a client with `filters` gets an event published to `topics`.
+fn wants(filters: &[TopicFilter], topics: &[Topic]) -> bool {
+    topics.is_empty() || topics.iter().any(|t| filters.iter().any(|f| f.matches(t)))
+}
+
+impl Actor for Hub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Connects (sent with `send`, which waits while the mailbox is over capacity)
+        // arrive in bursts of thousands; the mailbox must not be what limits them.
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        ctx.run_interval(self.settings.heartbeat, |hub, _| hub.heartbeat());
+        if let Some(every) = self.settings.clock {
+            ctx.run_interval(every, |hub, _| hub.tick_clock());
+        }
+    }
+}
+
+impl Handler<Connect> for Hub {
+    type Result = Result<Subscription, ApiError>;
+
+    fn handle(&mut self, msg: Connect, ctx: &mut Self::Context) -> Self::Result {
+        if self.closing {
+            return Err(ApiError::Unavailable {
+                reason: "shutting down",
+                retry_after: 1,
+            });
+        }
+        if self.clients.len() >= self.settings.max_clients {
+            return Err(ApiError::Unavailable {
+                reason: "too many clients (max_clients reached)",
+                retry_after: RETRY_AFTER_FULL_SECS,
+            });
+        }
+        self.history.expire(Instant::now());
+        let head = self.replay(&msg.filters, msg.last_event_id.as_deref());
+        let (tx, rx) = mpsc::channel(self.settings.client_buffer);
+        let id = ClientId(self.next_client);
+        self.next_client += 1;
+        self.index.add(id, &msg.filters);
+        self.clients.insert(
+            id,
+            Client {
+                tx,
+                filters: msg.filters.into(),
+                mark: self.seq,
+                closer: msg.closer,
+            },
+        );
+        log::debug!("client {} connected ({} now)", id.0, self.clients.len());
+        Ok(Subscription::new(id, head, rx, ctx.address()))
+    }
+}
+
+impl Handler<Disconnect> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, Disconnect(id): Disconnect, _: &mut Self::Context) {
+        self.remove(id, Leave::Gone);
+        log::debug!("client {} disconnected ({} now)", id.0, self.clients.len());
+    }
+}
+
+impl Handler<Publish> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Publish, _: &mut Self::Context) {
+        let now = Instant::now();
+        self.history.expire(now);
+        if let Err(refused) = self.check_ids(&msg.events, msg.batch) {
+            let _ = msg.reply.send(Err(refused));
+            return;
+        }
+        let mut entries: Vec<Entry> = msg.events.into_iter().map(|e| self.accept(e, now)).collect();
+        match entries.len() {
+            // unwrap: the length was just matched.
+            1 => self.publish_one(entries.pop().unwrap(), msg.reply),
+            _ => self.publish_batch(entries, msg.reply),
+        }
+    }
+}
+
+impl Handler<GetStats> for Hub {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        self.history.expire(Instant::now());
+        MessageResult(Stats {
+            clients: self.clients.len(),
+            topics: self.index.counts().collect(),
+            published: self.published,
+            delivered: self.delivered,
+            dropped_slow: self.dropped_slow,
+            history: self.history.len(),
+            uptime_secs: self.started.elapsed().as_secs(),
+        })
+    }
+}
+
+impl Handler<Shutdown> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
+        self.closing = true;
+        for (id, client) in self.clients.drain() {
+            self.index.remove(id, &client.filters);
+        }
+    }
+}

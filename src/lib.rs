@@ -1,0 +1,31 @@
+//! ssehub: a Server-Sent Events pub/sub hub.
+//!
+//! Browsers subscribe with `EventSource` (`GET /events?topic=...`); back ends publish
+//! with `POST /broadcast`; the hub fans each event out to every subscriber that wants
+//! it. `../SPEC.md` of the project is the external contract.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed configuration; file < environment < flags.
+//! - [`startup`]: builds the hub and the HTTP server; stops them in order.
+//! - [`shutdown`]: the SIGINT/SIGTERM future.
+//! - [`hub`]: the actor that owns the registry, the topic index and the history.
+//! - [`socket`]: resets the connection of a client the hub dropped as slow.
+//! - [`event`]: a publish request (JSON) to validated events.
+//! - [`topic`]: topic names and subscription filters.
+//! - [`sse`]: the wire format; each event encoded once.
+//! - [`query`]: a strict query-string reader.
+//! - [`routes`]: the endpoints.
+//! - [`error`]: the one place a refusal becomes a status and a JSON body.
+
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod hub;
+pub mod query;
+pub mod routes;
+pub mod shutdown;
+pub mod socket;
+pub mod sse;
+pub mod startup;
+pub mod topic;

@@ -1,0 +1,129 @@
+//! `GET /events`: the subscriber's long-lived stream (SPEC §3).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix::Addr;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::error::ApiError;
+use crate::event::MAX_TOPICS;
+use crate::hub::messages::Connect;
+use crate::hub::{Hub, Subscription};
+use crate::query;
+use crate::socket::{self, BodyAlive, ConnSocket};
+use crate::topic::TopicFilter;
+
+pub async fn subscribe(req: HttpRequest, hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError> {
+    let (filters, last_event_id) = read_request(&req)?;
+    let alive = BodyAlive::default();
+    let closer = req.conn_data::<ConnSocket>().map(|s| socket::watch(*s, &alive));
+    let connect = Connect {
+        filters,
+        last_event_id,
+        closer,
+    };
+    let subscription = hub.send(connect).await.map_err(|_| ApiError::Unavailable {
+        reason: "shutting down",
+        retry_after: 1,
+    })??;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        // The stream holds the connection for its life; when it ends (shutdown, slow
+        // client) the connection goes too, so the browser reconnects afresh.
+        .force_close()
+        .streaming(Body {
+            subscription,
+            _alive: alive,
+        }))
+}
+
+/// The topics and the `Last-Event-ID` asked for. The header wins over the query
+/// parameter; an empty value means none. Unknown parameters (cache-busters) are ignored.
+fn read_request(req: &HttpRequest) -> Result<(Vec<TopicFilter>, Option<String>), ApiError> {
+    let mut filters: Vec<TopicFilter> = Vec::new();
+    let mut last_event_id = None;
+    let pairs = query::parse(req.query_string()).map_err(|e| ApiError::invalid("query", e))?;
+    let mut topics = 0;
+    for (name, value) in pairs {
+        match name.as_str() {
+            "topic" => {
+                topics += 1;
+                if topics > MAX_TOPICS {
+                    return Err(ApiError::invalid(
+                        "topic",
+                        format!("at most {MAX_TOPICS} topics per subscription"),
+                    ));
+                }
+                let filter = TopicFilter::parse(&value)
+                    .map_err(|reason| ApiError::invalid("topic", format!("{value:?} {reason}")))?;
+                if !filters.contains(&filter) {
+                    filters.push(filter);
+                }
+            }
+            "lastEventId" if !value.is_empty() => last_event_id = Some(value),
+            _ => {}
+        }
+    }
+    if let Some(value) = req.headers().get("Last-Event-ID") {
+        let value = std::str::from_utf8(value.as_bytes())
+            .map_err(|_| ApiError::invalid("Last-Event-ID", "must be UTF-8"))?;
+        if !value.is_empty() {
+            last_event_id = Some(value.to_owned());
+        }
+    }
+    Ok((filters, last_event_id))
+}
+
+/// The response body: the hub's subscription, plus the token that tells this
+/// connection's socket closer the connection is still open.
+struct Body {
+    subscription: Subscription,
+    _alive: BodyAlive,
+}
+
+impl Stream for Body {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.subscription).poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn the_header_wins_and_repeated_topics_count_once() {
+        let req = TestRequest::get()
+            .uri("/events?topic=a&topic=a&topic=b.*&lastEventId=q&_=123")
+            .insert_header(("Last-Event-ID", "h"))
+            .to_http_request();
+        let (filters, last) = read_request(&req).unwrap();
+        assert_eq!(filters.len(), 2);
+        assert_eq!(last.as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn bad_subscriptions_are_refused_naming_the_parameter() {
+        let many: String = (0..33).map(|i| format!("topic=t{i}&")).collect();
+        for uri in [
+            format!("/events?{many}"),
+            "/events?topic=".into(),
+            "/events?topic=a*b".into(),
+            "/events?topic=%01".into(),
+            "/events?topic=%zz".into(),
+        ] {
+            let req = TestRequest::get().uri(&uri).to_http_request();
+            let err = read_request(&req).unwrap_err();
+            assert!(matches!(err, ApiError::Invalid { .. }), "{uri}: {err:?}");
+        }
+    }
+}
