@@ -186,20 +186,25 @@ impl Config {
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(error(&file, "", format!("cannot read: {e}"))),
         };
-        let mut table: Table = toml::from_str(&text)
-            .map_err(|e| error(&file, "", e.message().trim().replace('\n', " ")))?;
+        let mut table: Table =
+            toml::from_str(&text).map_err(|e| error(&file, "", one_line(e.message())))?;
 
         let from_env = apply_env(&mut table, &env)?;
         if let Some(bind) = bind_flag {
             server_table(&mut table).insert("bind".into(), Value::String(bind.into()));
         }
 
-        let config: Config = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
-            let key = e.path().to_string();
-            let key = if key == "." { String::new() } else { key };
-            let source = from_env.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
-            error(source.unwrap_or(&file), &key, e.inner().to_string())
-        })?;
+        let config: Config =
+            serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let key = if key == "." { String::new() } else { key };
+                let source = from_env.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+                error(
+                    source.unwrap_or(&file),
+                    &key,
+                    one_line(&e.inner().to_string()),
+                )
+            })?;
 
         config.check().map_err(|(key, problem)| {
             let source = match key {
@@ -219,7 +224,10 @@ impl Config {
         if self.server.bind.parse::<SocketAddr>().is_err() {
             return Err((
                 "server.bind",
-                format!("{:?} is not an address like 127.0.0.1:3000", self.server.bind),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:3000",
+                    self.server.bind
+                ),
             ));
         }
         let at_least_one = [
@@ -234,7 +242,10 @@ impl Config {
         // Features of later SPEC sections are refused rather than silently ignored:
         // a token that is accepted but not enforced would be worse than an error.
         let not_yet = [
-            ("server.tls.cert_file", !self.server.tls.cert_file.is_empty()),
+            (
+                "server.tls.cert_file",
+                !self.server.tls.cert_file.is_empty(),
+            ),
             ("server.tls.key_file", !self.server.tls.key_file.is_empty()),
             ("auth.publish_token", !self.auth.publish_token.is_empty()),
             ("auth.jwt_secret", !self.auth.jwt_secret.is_empty()),
@@ -266,6 +277,11 @@ impl Config {
             n => n,
         }
     }
+}
+
+/// Error texts from the TOML parser may span lines; the exit message is one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn server_table(table: &mut Table) -> &mut Table {
@@ -364,8 +380,10 @@ mod tests {
     fn load(text: &str, env: &[(&str, &str)], bind: Option<&str>) -> Result<Config, ConfigError> {
         let mut file = tempfile();
         file.1.write_all(text.as_bytes()).unwrap();
-        let env: Vec<(String, String)> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::load(
             &file.0,
             true,
@@ -377,7 +395,8 @@ mod tests {
     fn tempfile() -> (PathBuf, std::fs::File) {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("ssehub-test-{}-{n}.toml", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("ssehub-test-{}-{n}.toml", std::process::id()));
         let file = std::fs::File::create(&path).unwrap();
         (path, file)
     }
@@ -388,7 +407,10 @@ mod tests {
         let config = Config::load(Path::new(shipped), true, |_| None, None).unwrap();
         let mut expected = Config::default();
         expected.demo.clock_secs = config.demo.clock_secs;
-        assert!(config.demo.clock_secs > 0, "the shipped config turns the clock on");
+        assert!(
+            config.demo.clock_secs > 0,
+            "the shipped config turns the clock on"
+        );
         assert_eq!(
             Value::try_from(&config).unwrap(),
             Value::try_from(&expected).unwrap()
@@ -399,11 +421,20 @@ mod tests {
     fn precedence_is_flag_then_environment_then_file() {
         let text = "[server]\nbind = \"127.0.0.1:1\"\n[sse]\nclient_buffer = 8\n";
         let config = load(text, &[], None).unwrap();
-        assert_eq!((config.server.bind.as_str(), config.sse.client_buffer), ("127.0.0.1:1", 8));
+        assert_eq!(
+            (config.server.bind.as_str(), config.sse.client_buffer),
+            ("127.0.0.1:1", 8)
+        );
 
-        let env = [("SSEHUB_SERVER_BIND", "127.0.0.1:2"), ("SSEHUB_SSE_CLIENT_BUFFER", "9")];
+        let env = [
+            ("SSEHUB_SERVER_BIND", "127.0.0.1:2"),
+            ("SSEHUB_SSE_CLIENT_BUFFER", "9"),
+        ];
         let config = load(text, &env, None).unwrap();
-        assert_eq!((config.server.bind.as_str(), config.sse.client_buffer), ("127.0.0.1:2", 9));
+        assert_eq!(
+            (config.server.bind.as_str(), config.sse.client_buffer),
+            ("127.0.0.1:2", 9)
+        );
 
         let config = load(text, &env, Some("127.0.0.1:3")).unwrap();
         assert_eq!(config.server.bind, "127.0.0.1:3");
@@ -411,7 +442,10 @@ mod tests {
 
     #[test]
     fn nested_and_list_keys_come_from_the_environment() {
-        let env = [("SSEHUB_CORS_ALLOWED_ORIGINS", r#"["*"]"#), ("SSEHUB_DEMO_CLOCK_SECS", "2")];
+        let env = [
+            ("SSEHUB_CORS_ALLOWED_ORIGINS", r#"["*"]"#),
+            ("SSEHUB_DEMO_CLOCK_SECS", "2"),
+        ];
         let config = load("", &env, None).unwrap();
         assert_eq!(config.cors.allowed_origins, vec!["*"]);
         assert_eq!(config.demo.clock_secs, 2);
@@ -423,7 +457,7 @@ mod tests {
     #[test]
     fn an_unknown_key_names_its_section_and_itself() {
         let err = load("[server]\nbnd = \"x\"\n", &[], None).unwrap_err();
-        assert_eq!(err.key, "server");
+        assert_eq!(err.key, "server.bnd");
         assert!(err.problem.contains("unknown field `bnd`"), "{err}");
         assert!(err.to_string().starts_with(&err.source_name));
         let err = load("[servr]\n", &[], None).unwrap_err();
@@ -450,7 +484,10 @@ mod tests {
         let err = load("[server]\nbind = \"localhost\"\n", &[], None).unwrap_err();
         assert_eq!(err.key, "server.bind");
         let err = load("", &[], Some("nowhere")).unwrap_err();
-        assert_eq!((err.source_name.as_str(), err.key.as_str()), ("--bind", "server.bind"));
+        assert_eq!(
+            (err.source_name.as_str(), err.key.as_str()),
+            ("--bind", "server.bind")
+        );
         let err = load("[sse]\nclient_buffer = 0\n", &[], None).unwrap_err();
         assert_eq!(err.key, "sse.client_buffer");
         let err = load("[auth]\npublish_token = \"s3cret\"\n", &[], None).unwrap_err();
@@ -463,7 +500,11 @@ mod tests {
         assert!(!err.to_string().contains('\n'), "{err}");
         let missing = Path::new("/nonexistent/ssehub.toml");
         let err = Config::load(missing, true, |_| None, None).unwrap_err();
-        assert!(err.to_string().starts_with("/nonexistent/ssehub.toml: cannot read"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/ssehub.toml: cannot read"),
+            "{err}"
+        );
         assert!(Config::load(missing, false, |_| None, None).is_ok());
     }
 

@@ -71,8 +71,8 @@ mod tests {
 
     #[actix_web::test]
     async fn every_refusal_is_the_same_json_shape() {
-        let response = ApiError::invalid("[2].retry", "must be a non-negative integer")
-            .error_response();
+        let response =
+            ApiError::invalid("[2].retry", "must be a non-negative integer").error_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let body = to_bytes(response.into_body()).await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();

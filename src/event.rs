@@ -108,14 +108,20 @@ fn parse_event(mut object: Map<String, Value>, at: &str) -> Result<Event, ApiErr
         (None, Some(Value::String(text))) => text.into(),
         (None, Some(_)) => return Err(invalid("data", "must be a string".into())),
         (Some(_), Some(_)) => {
-            return Err(invalid("payload", "give either payload or data, not both".into()));
+            return Err(invalid(
+                "payload",
+                "give either payload or data, not both".into(),
+            ));
         }
         (None, None) => return Err(invalid("payload", "payload or data is required".into())),
     };
 
     let topics = match (take("topic"), take("topics")) {
         (Some(_), Some(_)) => {
-            return Err(invalid("topics", "give either topic or topics, not both".into()));
+            return Err(invalid(
+                "topics",
+                "give either topic or topics, not both".into(),
+            ));
         }
         (Some(topic), None) => vec![parse_topic(topic).map_err(|r| invalid("topic", r))?],
         (None, Some(Value::Array(list))) => {
@@ -242,33 +248,83 @@ mod tests {
     fn each_refusal_names_its_field() {
         let cases = [
             (json!({"payload": 1, "extra": null}), "extra: unknown field"),
-            (json!({"event": "hub.x", "payload": 1}), "event: names starting"),
-            (json!({"event": "", "payload": 1}), "event: must be 1 to 128"),
-            (json!({"event": "a\rb", "payload": 1}), "event: must not contain"),
+            (
+                json!({"event": "hub.x", "payload": 1}),
+                "event: names starting",
+            ),
+            (
+                json!({"event": "", "payload": 1}),
+                "event: must be 1 to 128",
+            ),
+            (
+                json!({"event": "a\rb", "payload": 1}),
+                "event: must not contain",
+            ),
             (json!({"event": 5, "payload": 1}), "event: must be a string"),
             (json!({"payload": 1, "data": "x"}), "payload: give either"),
             (json!({}), "payload: payload or data is required"),
             (json!({"data": 5}), "data: must be a string"),
-            (json!({"data": null}), "payload: payload or data is required"),
-            (json!({"payload": 1, "topic": "a", "topics": ["b"]}), "topics: give either"),
-            (json!({"payload": 1, "topic": "a*"}), "topic: must not contain '*'"),
-            (json!({"payload": 1, "topics": []}), "topics: must hold 1 to 32"),
-            (json!({"payload": 1, "topics": ["a", 1]}), "topics[1]: must be a string"),
-            (json!({"payload": 1, "topics": "a"}), "topics: must be an array"),
-            (json!({"payload": 1, "id": "earliest"}), "id: \"earliest\" is reserved"),
-            (json!({"payload": 1, "id": "a\u{0}"}), "id: must not contain"),
-            (json!({"payload": 1, "retry": -1}), "retry: must be a non-negative integer"),
-            (json!({"payload": 1, "retry": 1.5}), "retry: must be a non-negative integer"),
+            (
+                json!({"data": null}),
+                "payload: payload or data is required",
+            ),
+            (
+                json!({"payload": 1, "topic": "a", "topics": ["b"]}),
+                "topics: give either",
+            ),
+            (
+                json!({"payload": 1, "topic": "a*"}),
+                "topic: must not contain '*'",
+            ),
+            (
+                json!({"payload": 1, "topics": []}),
+                "topics: must hold 1 to 32",
+            ),
+            (
+                json!({"payload": 1, "topics": ["a", 1]}),
+                "topics[1]: must be a string",
+            ),
+            (
+                json!({"payload": 1, "topics": "a"}),
+                "topics: must be an array",
+            ),
+            (
+                json!({"payload": 1, "id": "earliest"}),
+                "id: \"earliest\" is reserved",
+            ),
+            (
+                json!({"payload": 1, "id": "a\u{0}"}),
+                "id: must not contain",
+            ),
+            (
+                json!({"payload": 1, "retry": -1}),
+                "retry: must be a non-negative integer",
+            ),
+            (
+                json!({"payload": 1, "retry": 1.5}),
+                "retry: must be a non-negative integer",
+            ),
             (json!(5), "body: must be a JSON object"),
             (json!([]), "body: a batch holds 1 to 1000 events, not 0"),
             (json!([{"payload": 1}, 7]), "[1]: must be a JSON object"),
-            (json!([{"payload": 1}, {"payload": 1, "retry": "x"}]), "[1].retry: must be"),
+            (
+                json!([{"payload": 1}, {"payload": 1, "retry": "x"}]),
+                "[1].retry: must be",
+            ),
         ];
         for (body, expected) in cases {
             let got = error(body.clone());
-            assert!(got.starts_with(expected), "{body} gave {got:?}, not {expected:?}");
+            assert!(
+                got.starts_with(expected),
+                "{body} gave {got:?}, not {expected:?}"
+            );
         }
-        assert!(parse_body(b"{").unwrap_err().to_string().starts_with("body: malformed JSON"));
+        assert!(
+            parse_body(b"{")
+                .unwrap_err()
+                .to_string()
+                .starts_with("body: malformed JSON")
+        );
         let too_many = Value::Array(vec![json!({"payload": 1}); MAX_BATCH + 1]);
         assert!(error(too_many).contains("not 1001"));
     }

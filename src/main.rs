@@ -39,7 +39,11 @@ fn main() -> ExitCode {
             Ok(app) => app,
             Err(e) => return fail(&e),
         };
-        log::info!("ssehub listening on port {}: {}", app.port(), config::summary(&config));
+        log::info!(
+            "ssehub listening on port {}: {}",
+            app.port(),
+            config::summary(&config)
+        );
         let stopper = app.stopper();
         actix_web::rt::spawn(async move {
             match ssehub::shutdown::signalled().await {

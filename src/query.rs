@@ -25,6 +25,7 @@ fn decode(text: &str) -> Result<String, String> {
             b'%' => {
                 let hex = rest
                     .get(..2)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| format!("bad percent-encoding in {text:?}"))?;
@@ -44,10 +45,19 @@ mod tests {
     #[test]
     fn repeated_names_keep_their_order_and_escapes_decode() {
         let pairs = parse("topic=a&topic=news.%2A&x&topic=b+c%20d&&_=1").unwrap();
-        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         assert_eq!(
             pairs,
-            [("topic", "a"), ("topic", "news.*"), ("x", ""), ("topic", "b c d"), ("_", "1")]
+            [
+                ("topic", "a"),
+                ("topic", "news.*"),
+                ("x", ""),
+                ("topic", "b c d"),
+                ("_", "1")
+            ]
         );
         assert_eq!(parse("t=%C3%A9").unwrap()[0].1, "é");
     }

@@ -46,14 +46,20 @@ pub fn gap(newest_id: Option<&str>, asked: &str) -> Bytes {
         put_field(&mut buf, "id", id);
     }
     put_field(&mut buf, "event", "hub.gap");
-    put_data(&mut buf, &serde_json::json!({ "lastEventId": asked }).to_string());
+    put_data(
+        &mut buf,
+        &serde_json::json!({ "lastEventId": asked }).to_string(),
+    );
     buf.put_u8(b'\n');
     buf.freeze()
 }
 
 /// A single-line field whose value was validated not to contain CR, LF or NUL.
 fn put_field(buf: &mut BytesMut, name: &str, value: &str) {
-    debug_assert!(!value.contains(['\r', '\n', '\0']), "{name} was not validated");
+    debug_assert!(
+        !value.contains(['\r', '\n', '\0']),
+        "{name} was not validated"
+    );
     buf.put_slice(name.as_bytes());
     buf.put_slice(b": ");
     buf.put_slice(value.as_bytes());
@@ -73,7 +79,11 @@ fn put_data(buf: &mut BytesMut, text: &str) {
         if end == rest.len() {
             return;
         }
-        let ending = if rest[end..].starts_with("\r\n") { 2 } else { 1 };
+        let ending = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
         rest = &rest[end + ending..];
     }
 }
@@ -126,6 +136,90 @@ mod tests {
             &gap(Some("7"), "a\"b")[..],
             b"id: 7\nevent: hub.gap\ndata: {\"lastEventId\":\"a\\\"b\"}\n\n"
         );
-        assert_eq!(&gap(None, "x")[..], b"event: hub.gap\ndata: {\"lastEventId\":\"x\"}\n\n");
+        assert_eq!(
+            &gap(None, "x")[..],
+            b"event: hub.gap\ndata: {\"lastEventId\":\"x\"}\n\n"
+        );
+    }
+}
+
+/// Whatever a publisher sends, a conforming parser reads back exactly that event, or
+/// the request is refused for breaking a rule of SPEC §4: never a different event.
+#[cfg(test)]
+mod round_trip {
+    use crate::event::parse_body;
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Any text, with the characters that matter to the wire format made common.
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        let tricky = prop_oneof![
+            4 => any::<char>(),
+            1 => prop::sample::select(vec!['\r', '\n', '\0', ':', ' ', '\u{feff}', '\u{85}', '\u{2028}']),
+        ];
+        prop::collection::vec(tricky, 0..max).prop_map(|chars| chars.into_iter().collect())
+    }
+
+    fn single_line_ok(s: &str, max: usize) -> bool {
+        (1..=max).contains(&s.chars().count()) && !s.contains(['\r', '\n', '\0'])
+    }
+
+    /// Parses `bytes` with eventsource-stream (WHATWG), fed in chunks of `split` bytes.
+    fn parse(bytes: &[u8], split: usize) -> Vec<eventsource_stream::Event> {
+        let chunks: Vec<Result<bytes::Bytes, std::convert::Infallible>> = bytes
+            .chunks(split)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        let events = futures_util::stream::iter(chunks)
+            .eventsource()
+            .collect::<Vec<_>>();
+        futures_executor::block_on(events)
+            .into_iter()
+            .map(|e| e.expect("a conforming stream"))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn every_accepted_event_reads_back_exactly(
+            name in proptest::option::of(text(12)),
+            data in text(40),
+            id in proptest::option::of(text(12)),
+            retry in proptest::option::of(any::<u64>()),
+            as_payload in any::<bool>(),
+            split in 1usize..64,
+        ) {
+            let body = if as_payload {
+                json!({"event": name, "payload": {"text": data}, "id": id, "retry": retry})
+            } else {
+                json!({"event": name, "data": data, "id": id, "retry": retry})
+            };
+            let valid = name.as_deref().is_none_or(|n| single_line_ok(n, 128) && !n.starts_with("hub."))
+                && id.as_deref().is_none_or(|i| single_line_ok(i, 256) && i != "earliest");
+            let parsed = parse_body(body.to_string().as_bytes());
+            prop_assert_eq!(parsed.is_ok(), valid, "{:?}", parsed);
+            let Ok(publication) = parsed else { return Ok(()) };
+
+            let event = &publication.events[0];
+            let wire_id = id.clone().unwrap_or_else(|| "0000000000000001".into());
+            let mut stream = super::preamble(3000).to_vec();
+            stream.extend_from_slice(&super::encode(Some(&wire_id), event));
+            let got = parse(&stream, split);
+            prop_assert_eq!(got.len(), 1);
+            // Lines are what SSE carries: every line ending reads back as LF.
+            let expected_data = if as_payload {
+                json!({"text": data}).to_string()
+            } else {
+                data.replace("\r\n", "\n").replace('\r', "\n")
+            };
+            prop_assert_eq!(&got[0].data, &expected_data);
+            prop_assert_eq!(&got[0].event, name.as_deref().unwrap_or("message"));
+            prop_assert_eq!(&got[0].id, &wire_id);
+            prop_assert_eq!(got[0].retry.map(|r| r.as_millis() as u64), retry);
+        }
     }
 }

@@ -58,7 +58,10 @@ impl Application {
 
         let static_dir = config.server.static_dir.clone();
         if !static_dir.is_dir() {
-            log::warn!("static_dir {} is not a directory: / serves nothing", static_dir.display());
+            log::warn!(
+                "static_dir {} is not a directory: / serves nothing",
+                static_dir.display()
+            );
         }
         let max_body = MaxBody(config.publish.max_body_bytes);
         let app_hub = hub.clone();

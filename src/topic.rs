@@ -103,7 +103,10 @@ mod tests {
         assert!(TopicFilter::parse("a*b").is_err());
         assert!(TopicFilter::parse("**").is_err());
         assert!(TopicFilter::parse("a\u{0}").is_err());
-        assert!(TopicFilter::parse("a\u{85}").is_err(), "C1 controls are Cc too");
+        assert!(
+            TopicFilter::parse("a\u{85}").is_err(),
+            "C1 controls are Cc too"
+        );
         assert!(TopicFilter::parse(&"x".repeat(257)).is_err());
         assert!(TopicFilter::parse(&"é".repeat(128)).is_ok(), "256 bytes");
         assert!(Topic::parse(&"é".repeat(129)).is_err(), "258 bytes");

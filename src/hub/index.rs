@@ -85,8 +85,14 @@ impl TopicIndex {
 
     /// Every subscribed topic or pattern with its number of subscribers, for `/stats`.
     pub fn counts(&self) -> impl Iterator<Item = (String, usize)> + '_ {
-        let exact = self.exact.iter().map(|(t, s)| (t.as_str().to_owned(), s.len()));
-        let prefixes = self.prefixes.iter().map(|(p, s)| (format!("{p}*"), s.len()));
+        let exact = self
+            .exact
+            .iter()
+            .map(|(t, s)| (t.as_str().to_owned(), s.len()));
+        let prefixes = self
+            .prefixes
+            .iter()
+            .map(|(p, s)| (format!("{p}*"), s.len()));
         exact.chain(prefixes)
     }
 }
@@ -96,7 +102,9 @@ mod tests {
     use super::*;
 
     fn filters(list: &[&str]) -> Vec<TopicFilter> {
-        list.iter().map(|f| TopicFilter::parse(f).unwrap()).collect()
+        list.iter()
+            .map(|f| TopicFilter::parse(f).unwrap())
+            .collect()
     }
 
     fn matches(index: &TopicIndex, topic: &str) -> Vec<u64> {
@@ -121,7 +129,11 @@ mod tests {
         index.remove(ClientId(4), &filters(&["weather", "n*"]));
         assert_eq!(matches(&index, "news.sport"), [1, 2]);
         assert!(matches(&index, "weather").is_empty());
-        assert_eq!(index.prefix_lens.len(), 1, "unused prefix lengths are forgotten");
+        assert_eq!(
+            index.prefix_lens.len(),
+            1,
+            "unused prefix lengths are forgotten"
+        );
     }
 
     #[test]

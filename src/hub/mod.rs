@@ -123,7 +123,7 @@ impl Hub {
             settings,
             clients: HashMap::new(),
             index: TopicIndex::default(),
-            ids: IdClock::new(),
+            ids: IdClock::default(),
             next_client: 0,
             seq: 0,
             seq_at_heartbeat: 0,
@@ -164,7 +164,11 @@ impl Hub {
     fn check_ids(&self, events: &[Event], batch: bool) -> Result<(), ApiError> {
         for (i, event) in events.iter().enumerate() {
             if let Some(id) = event.id.as_ref().filter(|id| self.history.contains(id)) {
-                let field = if batch { format!("[{i}].id") } else { "id".into() };
+                let field = if batch {
+                    format!("[{i}].id")
+                } else {
+                    "id".into()
+                };
                 return Err(ApiError::Conflict {
                     field,
                     reason: format!("{id:?} is already in the history"),
@@ -181,7 +185,12 @@ impl Hub {
             None => self.fresh_id(),
         };
         let frame = sse::encode(Some(&id), &event);
-        Entry { id, topics: event.topics, frame, at }
+        Entry {
+            id,
+            topics: event.topics,
+            frame,
+            at,
+        }
     }
 
     /// A server id not held in history (a publisher may have chosen the same text).
@@ -218,7 +227,11 @@ impl Hub {
     fn publish_one(&mut self, entry: Entry, reply: Reply) {
         let global = entry.topics.is_empty();
         self.next_event(&entry.topics);
-        let receivers = if global { self.clients.len() } else { self.scratch.len() };
+        let receivers = if global {
+            self.clients.len()
+        } else {
+            self.scratch.len()
+        };
         let _ = reply.send(Ok(Accepted {
             ids: vec![entry.id.clone()],
             receivers: receivers as u64,
@@ -443,7 +456,11 @@ impl Handler<Publish> for Hub {
             let _ = msg.reply.send(Err(refused));
             return;
         }
-        let mut entries: Vec<Entry> = msg.events.into_iter().map(|e| self.accept(e, now)).collect();
+        let mut entries: Vec<Entry> = msg
+            .events
+            .into_iter()
+            .map(|e| self.accept(e, now))
+            .collect();
         match entries.len() {
             // unwrap: the length was just matched.
             1 => self.publish_one(entries.pop().unwrap(), msg.reply),

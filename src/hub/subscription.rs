@@ -22,7 +22,12 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(super) fn new(id: ClientId, head: Bytes, rx: mpsc::Receiver<Bytes>, hub: Addr<Hub>) -> Self {
+    pub(super) fn new(
+        id: ClientId,
+        head: Bytes,
+        rx: mpsc::Receiver<Bytes>,
+        hub: Addr<Hub>,
+    ) -> Self {
         Self {
             id,
             head: Some(head),

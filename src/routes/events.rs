@@ -17,19 +17,27 @@ use crate::query;
 use crate::socket::{self, BodyAlive, ConnSocket};
 use crate::topic::TopicFilter;
 
-pub async fn subscribe(req: HttpRequest, hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError> {
+pub async fn subscribe(
+    req: HttpRequest,
+    hub: web::Data<Addr<Hub>>,
+) -> Result<HttpResponse, ApiError> {
     let (filters, last_event_id) = read_request(&req)?;
     let alive = BodyAlive::default();
-    let closer = req.conn_data::<ConnSocket>().map(|s| socket::watch(*s, &alive));
+    let closer = req
+        .conn_data::<ConnSocket>()
+        .map(|s| socket::watch(*s, &alive));
     let connect = Connect {
         filters,
         last_event_id,
         closer,
     };
-    let subscription = hub.send(connect).await.map_err(|_| ApiError::Unavailable {
-        reason: "shutting down",
-        retry_after: 1,
-    })??;
+    let subscription = hub
+        .send(connect)
+        .await
+        .map_err(|_| ApiError::Unavailable {
+            reason: "shutting down",
+            retry_after: 1,
+        })??;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))

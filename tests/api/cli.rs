@@ -1,0 +1,167 @@
+//! The binary itself: bad configurations exit 2 with one line naming file and key;
+//! SIGTERM ends every stream and exits 0.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::PATIENCE;
+
+fn ssehub() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ssehub"));
+    command.env_remove("RUST_LOG").stdin(Stdio::null());
+    command
+}
+
+fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("ssehub-cli-{}-{name}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs the binary expecting it to refuse: answers its stderr, which must be one line.
+fn refusal(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_configurations_exit_2_naming_the_file_and_the_key() {
+    let unknown = write_config("unknown", "[server]\nbnd = \"127.0.0.1:1\"\n");
+    let line = refusal(ssehub().arg("--config").arg(&unknown));
+    assert!(
+        line.contains(unknown.to_str().unwrap()) && line.contains("server.bnd"),
+        "{line}"
+    );
+
+    let wrong_type = write_config("type", "[sse]\nclient_buffer = \"lots\"\n");
+    let line = refusal(ssehub().arg("--config").arg(&wrong_type));
+    assert!(
+        line.contains("sse.client_buffer") && line.contains("invalid type"),
+        "{line}"
+    );
+
+    let fine = write_config("fine", "");
+    let line = refusal(
+        ssehub()
+            .arg("--config")
+            .arg(&fine)
+            .env("SSEHUB_SSE_HEARTBEAT_SECS", "soon"),
+    );
+    assert!(
+        line.contains("SSEHUB_SSE_HEARTBEAT_SECS") && line.contains("sse.heartbeat_secs"),
+        "{line}"
+    );
+
+    let line = refusal(ssehub().arg("--config").arg("/nonexistent/ssehub.toml"));
+    assert!(line.contains("/nonexistent/ssehub.toml"), "{line}");
+
+    let line = refusal(
+        ssehub()
+            .arg("--config")
+            .arg(&fine)
+            .args(["--bind", "not-an-address"]),
+    );
+    assert!(
+        line.contains("--bind") && line.contains("server.bind"),
+        "{line}"
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let line = refusal(ssehub().arg("--config").arg(&fine).args(["--bind", &addr]));
+    assert!(
+        line.contains("server.bind") && line.contains(&addr),
+        "{line}"
+    );
+}
+
+#[test]
+fn sigterm_ends_every_stream_and_exits_0_within_the_shutdown_timeout() {
+    let config = write_config(
+        "run",
+        "[server]\nshutdown_timeout_secs = 3\n[sse]\nheartbeat_secs = 60\n",
+    );
+    let mut server = ssehub()
+        .arg("--config")
+        .arg(&config)
+        .args(["--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The start-up line names the port it got.
+    let mut log = BufReader::new(server.stderr.take().unwrap());
+    let port = loop {
+        let mut line = String::new();
+        assert!(
+            log.read_line(&mut line).unwrap() > 0,
+            "the server exited early"
+        );
+        if let Some(rest) = line.split("listening on port ").nth(1) {
+            break rest
+                .split(':')
+                .next()
+                .unwrap()
+                .trim()
+                .parse::<u16>()
+                .unwrap();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+
+    // Two raw subscribers; each reads until the server ends its stream.
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            use std::io::{Read, Write};
+            let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            socket
+                .write_all(b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            socket.set_read_timeout(Some(PATIENCE)).unwrap();
+            let mut first = [0u8; 256];
+            assert!(socket.read(&mut first).unwrap() > 0, "the stream started");
+            std::thread::spawn(move || {
+                let mut rest = Vec::new();
+                // Ok(..) means the server ended the stream; a timeout is an error.
+                socket
+                    .read_to_end(&mut rest)
+                    .map(|_| String::from_utf8_lossy(&rest).into_owned())
+            })
+        })
+        .collect();
+
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = server.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3) + PATIENCE,
+            "did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(3 + 1),
+        "{:?}",
+        started.elapsed()
+    );
+    for reader in readers {
+        let rest = reader
+            .join()
+            .unwrap()
+            .expect("the stream ended, not timed out");
+        // A clean end of a chunked response: the terminating zero-length chunk.
+        assert!(rest.ends_with("0\r\n\r\n"), "{rest:?}");
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: each file is a story told against the real server.
+
+mod helpers;
+
+mod cli;
+mod publish;
+mod replay;
+mod slow;
+mod subscribe;
+mod topics;
