@@ -251,10 +251,6 @@ impl Config {
             ("auth.jwt_secret", !self.auth.jwt_secret.is_empty()),
             ("auth.private_topics", !self.auth.private_topics.is_empty()),
             ("cluster.redis_url", !self.cluster.redis_url.is_empty()),
-            (
-                "cors.allowed_origins",
-                self.cors.allowed_origins != CorsConfig::default().allowed_origins,
-            ),
         ];
         if let Some((key, _)) = not_yet.iter().find(|(_, set)| *set) {
             return Err((key, "is not supported by this version yet".into()));

@@ -7,6 +7,7 @@
 //! # Layout
 //!
 //! - [`config`]: typed configuration; file < environment < flags.
+//! - [`cors`]: the CORS layer for `allowed_origins`.
 //! - [`startup`]: builds the hub and the HTTP server; stops them in order.
 //! - [`shutdown`]: the SIGINT/SIGTERM future.
 //! - [`hub`]: the actor that owns the registry, the topic index and the history.
@@ -19,6 +20,7 @@
 //! - [`error`]: the one place a refusal becomes a status and a JSON body.
 
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod event;
 pub mod hub;

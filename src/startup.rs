@@ -12,7 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::hub::messages::Shutdown;
 use crate::hub::{Hub, Settings};
 use crate::routes::{self, broadcast::MaxBody};
-use crate::socket;
+use crate::{cors, socket};
 
 pub struct Application {
     server: Server,
@@ -64,9 +64,11 @@ impl Application {
             );
         }
         let max_body = MaxBody(config.publish.max_body_bytes);
+        let origins = config.cors.allowed_origins.clone();
         let app_hub = hub.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(cors::layer(&origins))
                 .app_data(web::Data::new(app_hub.clone()))
                 .app_data(web::Data::new(max_body))
                 .configure(routes::configure)
