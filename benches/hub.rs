@@ -1,0 +1,93 @@
+//! The hub in isolation: what one publish costs the hub's thread as the number of
+//! connected clients grows. Run with `cargo bench --bench hub`.
+//!
+//! Clients here are registered with the real `Connect` message and keep their queue
+//! receivers, but have no socket, so the figures are the hub's own work (matching,
+//! encoding, queueing), not the network's. A topic publish should cost the same with
+//! 100 or 100,000 other clients connected: the topic index finds its subscribers
+//! without looking at anyone else.
+
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr};
+use ssehub::config::Config;
+use ssehub::event::{Event, parse_body};
+use ssehub::hub::messages::{Connect, Publish};
+use ssehub::hub::{Hub, Settings, Subscription};
+use ssehub::topic::TopicFilter;
+use tokio::sync::oneshot;
+
+/// Publishes per measurement: enough for a stable mean on a noisy 2-core machine.
+const PUBLISHES: usize = 20_000;
+/// Subscribers of the topic being published to.
+const TOPIC_SUBSCRIBERS: usize = 10;
+
+fn main() {
+    actix::System::new().block_on(async {
+        println!(
+            "topic publish, {TOPIC_SUBSCRIBERS} subscribers of the topic among N other clients:"
+        );
+        println!(
+            "{:>10} {:>14} {:>16}",
+            "others", "per publish", "publishes/s"
+        );
+        for others in [100, 10_000, 100_000] {
+            let per_publish = topic_publish(others).await;
+            println!(
+                "{others:>10} {:>11.2} µs {:>16.0}",
+                per_publish.as_secs_f64() * 1e6,
+                1.0 / per_publish.as_secs_f64()
+            );
+        }
+    });
+}
+
+async fn topic_publish(others: usize) -> Duration {
+    let mut config = Config::default();
+    config.sse.max_clients = others + TOPIC_SUBSCRIBERS + 1;
+    config.sse.history_size = 1000;
+    // Big enough that the topic's subscribers, never drained here, are never dropped.
+    config.sse.client_buffer = PUBLISHES + 1;
+    let hub = Hub::new(Settings::from_config(&config)).start();
+
+    let mut clients: Vec<Subscription> = Vec::with_capacity(others + TOPIC_SUBSCRIBERS);
+    for i in 0..others {
+        // Each on a topic of its own, so the index is as large as it gets.
+        clients.push(connect(&hub, &format!("other.{i}")).await);
+    }
+    for _ in 0..TOPIC_SUBSCRIBERS {
+        clients.push(connect(&hub, "stocks").await);
+    }
+
+    let event = parse_body(
+        br#"{"event":"stockUpdate","topic":"stocks","payload":{"symbol":"RELIANCE","price":2750}}"#,
+    )
+    .unwrap()
+    .events
+    .remove(0);
+    let started = Instant::now();
+    for _ in 0..PUBLISHES {
+        publish(&hub, event.clone()).await;
+    }
+    started.elapsed() / PUBLISHES as u32
+}
+
+async fn connect(hub: &Addr<Hub>, topic: &str) -> Subscription {
+    let connect = Connect {
+        filters: vec![TopicFilter::parse(topic).unwrap()],
+        last_event_id: None,
+        closer: None,
+    };
+    hub.send(connect).await.unwrap().unwrap()
+}
+
+async fn publish(hub: &Addr<Hub>, event: Event) {
+    let (reply, answer) = oneshot::channel();
+    hub.do_send(Publish {
+        events: vec![event],
+        batch: false,
+        reply,
+    });
+    let accepted = answer.await.unwrap().unwrap();
+    assert_eq!(accepted.receivers, TOPIC_SUBSCRIBERS as u64);
+}
