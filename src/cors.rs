@@ -44,7 +44,10 @@ mod tests {
             .uri("/broadcast")
             .insert_header((header::ORIGIN, origin))
             .insert_header((header::ACCESS_CONTROL_REQUEST_METHOD, "POST"))
-            .insert_header((header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization, content-type"))
+            .insert_header((
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization, content-type",
+            ))
             .to_request();
         test::call_service(&app, req).await.headers().clone()
     }
@@ -52,15 +55,25 @@ mod tests {
     #[actix_web::test]
     async fn a_wildcard_answers_star_without_credentials() {
         let headers = preflight(&["*"], "https://example.test").await;
-        assert_eq!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "*");
-        assert!(headers.get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+        assert_eq!(
+            headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(),
+            "*"
+        );
+        assert!(
+            headers
+                .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
+                .is_none()
+        );
     }
 
     #[actix_web::test]
     async fn a_listed_origin_is_echoed_with_credentials_and_others_get_nothing() {
         let headers = preflight(&["https://app.test"], "https://app.test").await;
         let allowed = |name| headers.get(name).unwrap().to_str().unwrap().to_owned();
-        assert_eq!(allowed(header::ACCESS_CONTROL_ALLOW_ORIGIN), "https://app.test");
+        assert_eq!(
+            allowed(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            "https://app.test"
+        );
         assert_eq!(allowed(header::ACCESS_CONTROL_ALLOW_CREDENTIALS), "true");
         let headers = preflight(&["https://app.test"], "https://evil.test").await;
         assert!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());

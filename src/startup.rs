@@ -14,6 +14,11 @@ use crate::hub::{Hub, Settings};
 use crate::routes::{self, broadcast::MaxBody};
 use crate::{cors, socket};
 
+/// Pending connections the kernel may queue for us: a burst of thousands of
+/// reconnecting browsers (after a restart, say) must not overflow into SYN retries,
+/// which cost a client a whole second. Linux caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
 pub struct Application {
     server: Server,
     port: u16,
@@ -80,6 +85,7 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .workers(config.worker_count())
+        .backlog(LISTEN_BACKLOG)
         // A client that vanishes mid-stream must be noticed (PERF-NOTES: the default
         // keeps half-closed connections, leaking one descriptor per vanished client).
         .h1_allow_half_closed(false)

@@ -8,3 +8,4 @@ mod replay;
 mod slow;
 mod subscribe;
 mod topics;
+mod web;
