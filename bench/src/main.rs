@@ -27,7 +27,10 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::TimedOut) => {
-            eprintln!("ssehub-bench: run abandoned after --timeout-secs {}", cli.common.timeout_secs);
+            eprintln!(
+                "ssehub-bench: run abandoned after --timeout-secs {}",
+                cli.common.timeout_secs
+            );
             ExitCode::from(3)
         }
         Err(Failure::Error(e)) => {
@@ -66,13 +69,18 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         .map_err(|e| format!("starting the runtime: {e}"))?;
     let ctx = scenarios::Ctx::new(&cli.common, endpoint);
     let limit = Duration::from_secs_f64(cli.common.timeout_secs);
-    let outcome = runtime.block_on(async { tokio::time::timeout(limit, ctx.run(&cli.scenario)).await });
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(limit, ctx.run(&cli.scenario)).await });
     // Do not wait for sockets still being torn down (aborted tasks, slow servers).
     runtime.shutdown_timeout(Duration::from_secs(1));
     let report = outcome.map_err(|_| Failure::TimedOut)??;
-    report.print(&mut std::io::stdout().lock()).map_err(|e| format!("writing the report: {e}"))?;
+    report
+        .print(&mut std::io::stdout().lock())
+        .map_err(|e| format!("writing the report: {e}"))?;
     if let Some(path) = &cli.common.json {
-        report.write_json(path).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        report
+            .write_json(path)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     Ok(())
 }
@@ -80,7 +88,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 /// Sockets a scenario holds open at once.
 fn sockets_needed(scenario: &Scenario) -> u64 {
     let n = match scenario {
-        Scenario::Fanout { subs, load } | Scenario::Slow { subs, load, .. } => subs.subscribers + load.publishers,
+        Scenario::Fanout { subs, load } | Scenario::Slow { subs, load, .. } => {
+            subs.subscribers + load.publishers
+        }
         Scenario::Publish { subscribers, load } => subscribers + load.publishers,
         Scenario::Idle { subs, .. } | Scenario::Connect { subs } => subs.subscribers,
         Scenario::Churn { concurrency, .. } => *concurrency,

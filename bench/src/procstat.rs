@@ -40,7 +40,12 @@ impl Proc {
     pub fn rss_kib(&self) -> Option<u64> {
         let status = fs::read_to_string(self.path("status")).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        line["VmRSS:".len()..].trim().trim_end_matches("kB").trim().parse().ok()
+        line["VmRSS:".len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Number of open file descriptors (entries of `/proc/<pid>/fd`).
@@ -50,7 +55,11 @@ impl Proc {
 
     /// All three figures at one moment.
     pub fn sample(&self) -> ProcSample {
-        ProcSample { cpu_secs: self.cpu_secs(), rss_kib: self.rss_kib(), fds: self.open_fds() }
+        ProcSample {
+            cpu_secs: self.cpu_secs(),
+            rss_kib: self.rss_kib(),
+            fds: self.open_fds(),
+        }
     }
 }
 
@@ -70,7 +79,10 @@ fn clock_ticks() -> f64 {
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new soft limit.
 pub fn raise_fd_limit() -> std::io::Result<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(std::io::Error::last_os_error());

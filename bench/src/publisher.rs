@@ -101,17 +101,27 @@ pub struct Schedule {
     /// `None`: no schedule, each publisher sends as soon as its last answer came.
     pub interval: Option<Duration>,
     pub events: u64,
+    /// No request is sent after this: a server that cannot keep up makes the schedule
+    /// slip, and the run must still end. Events not sent by then are reported unsent.
+    pub stop_at: Instant,
 }
 
 impl Schedule {
-    /// `rate` events per second (0: as fast as possible), starting `lead` from now.
-    pub fn new(rate: f64, events: u64, lead: Duration) -> Self {
-        let now = Instant::now();
+    /// `rate` events per second (0: as fast as possible), starting `lead` from now;
+    /// publishing stops `overrun` after the last event was due (for rate 0: `overrun`
+    /// after the start).
+    pub fn new(rate: f64, events: u64, lead: Duration, overrun: Duration) -> Self {
+        let start = Instant::now() + lead;
+        let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+        let length = interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(events.saturating_sub(1) as f64)
+        });
         Schedule {
-            start: now + lead,
+            start,
             start_unix_us: unix_micros() + lead.as_micros() as u64,
-            interval: (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate)),
+            interval,
             events,
+            stop_at: start + length + overrun,
         }
     }
 
@@ -123,6 +133,8 @@ impl Schedule {
 /// What the publishers measured.
 #[derive(Debug)]
 pub struct PubOutcome {
+    /// Requests sent (the rest of the schedule was cut off at its stop time).
+    pub sent: u64,
     pub ok: u64,
     pub errors: u64,
     pub first_error: Option<String>,
@@ -138,7 +150,6 @@ pub struct PubOutcome {
     pub elapsed: Duration,
 }
 
-#[derive(Default)]
 struct Shared {
     ok: AtomicU64,
     errors: AtomicU64,
@@ -156,16 +167,24 @@ struct Detail {
 }
 
 /// Runs the whole schedule on `connections` publisher connections and waits for it.
-pub async fn publish(request: Arc<PubRequest>, schedule: Schedule, connections: usize, post_timeout: Duration) -> PubOutcome {
+pub async fn publish(
+    request: Arc<PubRequest>,
+    schedule: Schedule,
+    connections: usize,
+    post_timeout: Duration,
+) -> PubOutcome {
     let shared = Arc::new(Shared {
+        ok: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
         first_send_us: AtomicU64::new(u64::MAX),
+        last_send_us: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
         detail: Mutex::new(Detail {
             first_error: None,
             post_latency: new_histogram(),
             send_lag: new_histogram(),
             receivers: None,
         }),
-        ..Shared::default()
     });
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
@@ -176,17 +195,25 @@ pub async fn publish(request: Arc<PubRequest>, schedule: Schedule, connections: 
     while workers.join_next().await.is_some() {}
     let elapsed = schedule.start.elapsed();
     let detail = shared.detail.lock().unwrap_or_else(|e| e.into_inner());
-    let (first, last, sent) =
-        (shared.first_send_us.load(Relaxed), shared.last_send_us.load(Relaxed), shared.sent.load(Relaxed));
+    let (first, last, sent) = (
+        shared.first_send_us.load(Relaxed),
+        shared.last_send_us.load(Relaxed),
+        shared.sent.load(Relaxed),
+    );
     let span = last.saturating_sub(first) as f64 / 1e6;
     PubOutcome {
+        sent,
         ok: shared.ok.load(Relaxed),
         errors: shared.errors.load(Relaxed),
         first_error: detail.first_error.clone(),
         post_latency: detail.post_latency.clone(),
         send_lag: detail.send_lag.clone(),
         receivers: detail.receivers,
-        rate: if sent > 1 && span > 0.0 { (sent - 1) as f64 / span } else { 0.0 },
+        rate: if sent > 1 && span > 0.0 {
+            (sent - 1) as f64 / span
+        } else {
+            0.0
+        },
         elapsed,
     }
 }
@@ -209,6 +236,9 @@ async fn worker(
             break;
         }
         let due = schedule.due(seq);
+        if due.unwrap_or_else(Instant::now).max(Instant::now()) > schedule.stop_at {
+            break;
+        }
         let due_us = match due {
             Some(due) => {
                 tokio::time::sleep_until(due.into()).await;
@@ -223,7 +253,12 @@ async fn worker(
         shared.last_send_us.fetch_max(since_start, Relaxed);
         shared.sent.fetch_add(1, Relaxed);
         let lag_us = due.map_or(0, |d| sent.saturating_duration_since(d).as_micros() as u64);
-        let result = match tokio::time::timeout(post_timeout, post(&mut conn, id, &request, &out, &mut resp)).await {
+        let result = match tokio::time::timeout(
+            post_timeout,
+            post(&mut conn, id, &request, &out, &mut resp),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(_) => {
                 conn = None;
@@ -232,7 +267,9 @@ async fn worker(
         };
         let took_us = sent.elapsed().as_micros() as u64;
         let mut detail = shared.detail.lock().unwrap_or_else(|e| e.into_inner());
-        detail.send_lag.saturating_record(lag_us.max(1));
+        if due.is_some() {
+            detail.send_lag.saturating_record(lag_us.max(1));
+        }
         match result {
             Ok(receivers) => {
                 shared.ok.fetch_add(1, Relaxed);
@@ -265,7 +302,11 @@ async fn post(
         let reused = conn.is_some();
         let stream = match conn {
             Some(s) => s,
-            None => conn.insert(connect_from(request.addr, id).await.map_err(|e| format!("connect: {e}"))?),
+            None => conn.insert(
+                connect_from(request.addr, id)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?,
+            ),
         };
         match exchange(stream, out, resp).await {
             Ok((status, keep)) => {
@@ -301,7 +342,11 @@ enum Exchange {
 
 /// Writes `out` and reads one response; leaves its body in `resp`. Returns the status
 /// and whether the connection may be reused.
-async fn exchange(stream: &mut TcpStream, out: &[u8], resp: &mut Vec<u8>) -> Result<(u16, bool), Exchange> {
+async fn exchange(
+    stream: &mut TcpStream,
+    out: &[u8],
+    resp: &mut Vec<u8>,
+) -> Result<(u16, bool), Exchange> {
     stream.write_all(out).await.map_err(|_| Exchange::Stale)?;
     resp.clear();
     // Bounded by MAX_HEAD inside parse_head.
@@ -334,7 +379,10 @@ async fn exchange(stream: &mut TcpStream, out: &[u8], resp: &mut Vec<u8>) -> Res
                 return Err(Exchange::Failed("answer too large".into()));
             }
             pending.clear();
-            let n = stream.read_buf(&mut pending).await.map_err(|e| Exchange::Failed(e.to_string()))?;
+            let n = stream
+                .read_buf(&mut pending)
+                .await
+                .map_err(|e| Exchange::Failed(e.to_string()))?;
             if n == 0 {
                 return Err(Exchange::Failed("closed inside a chunked answer".into()));
             }
@@ -353,7 +401,10 @@ async fn exchange(stream: &mut TcpStream, out: &[u8], resp: &mut Vec<u8>) -> Res
     }
     // Bounded: each pass reads at least one byte towards `len`.
     while resp.len() < len {
-        let n = stream.read_buf(resp).await.map_err(|e| Exchange::Failed(e.to_string()))?;
+        let n = stream
+            .read_buf(resp)
+            .await
+            .map_err(|e| Exchange::Failed(e.to_string()))?;
         if n == 0 {
             return Err(Exchange::Failed("closed inside the answer body".into()));
         }
@@ -365,7 +416,12 @@ async fn exchange(stream: &mut TcpStream, out: &[u8], resp: &mut Vec<u8>) -> Res
 async fn read_to_close(stream: &mut TcpStream, resp: &mut Vec<u8>) -> Result<(), Exchange> {
     // Bounded by MAX_RESPONSE.
     while resp.len() <= MAX_RESPONSE {
-        if stream.read_buf(resp).await.map_err(|e| Exchange::Failed(e.to_string()))? == 0 {
+        if stream
+            .read_buf(resp)
+            .await
+            .map_err(|e| Exchange::Failed(e.to_string()))?
+            == 0
+        {
             return Ok(());
         }
     }
@@ -397,10 +453,16 @@ mod tests {
         assert!(head.starts_with("POST /broadcast HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n"));
         assert!(head.contains("Authorization: Bearer t\r\n"));
         assert!(head.ends_with(&format!("Content-Length: {}", body.len())));
-        assert_eq!(body, r#"{"event":"bench","payload":{"seq":7,"t":1234,"zpad":"xxxxx"}}"#);
+        assert_eq!(
+            body,
+            r#"{"event":"bench","payload":{"seq":7,"t":1234,"zpad":"xxxxx"}}"#
+        );
         let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(parsed["payload"]["seq"], 7);
-        assert_eq!(parse_sample(body.as_bytes()).map(|s| (s.seq, s.due_us)), Some((7, 1234)));
+        assert_eq!(
+            parse_sample(body.as_bytes()).map(|s| (s.seq, s.due_us)),
+            Some((7, 1234))
+        );
     }
 
     #[test]
@@ -412,8 +474,13 @@ mod tests {
 
     #[test]
     fn schedule_spacing() {
-        let s = Schedule::new(1000.0, 10, Duration::ZERO);
+        let s = Schedule::new(1000.0, 10, Duration::ZERO, Duration::from_secs(1));
         assert_eq!(s.due(5).unwrap() - s.start, Duration::from_millis(5));
-        assert!(Schedule::new(0.0, 10, Duration::ZERO).due(5).is_none());
+        assert_eq!(s.stop_at - s.start, Duration::from_millis(1009));
+        assert!(
+            Schedule::new(0.0, 10, Duration::ZERO, Duration::ZERO)
+                .due(5)
+                .is_none()
+        );
     }
 }

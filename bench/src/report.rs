@@ -84,6 +84,8 @@ impl Percentiles {
 #[derive(Debug, Serialize)]
 pub struct Publish {
     pub events_offered: u64,
+    /// Events cut off because the schedule had slipped past its stop time.
+    pub unsent: u64,
     pub ok: u64,
     pub errors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,9 +97,11 @@ pub struct Publish {
     pub post_p50_us: u64,
     pub post_p99_us: u64,
     pub post_max_us: u64,
-    /// How late requests went out relative to the schedule.
-    pub send_lag_p99_us: u64,
-    pub send_lag_max_us: u64,
+    /// How late requests went out relative to the schedule (none at rate 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag_p99_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag_max_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receivers_min: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,7 +179,9 @@ impl Report {
     /// Writes the table to `out`.
     pub fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
         let value = serde_json::to_value(self).map_err(std::io::Error::other)?;
-        let Value::Object(top) = value else { return Ok(()) };
+        let Value::Object(top) = value else {
+            return Ok(());
+        };
         for (key, v) in &top {
             match v {
                 Value::Object(section) => {
@@ -183,7 +189,10 @@ impl Report {
                     for (k, v) in section {
                         match v {
                             Value::Object(inner) => {
-                                let parts: Vec<String> = inner.iter().map(|(k, v)| format!("{k}={}", fmt(v))).collect();
+                                let parts: Vec<String> = inner
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}={}", fmt(v)))
+                                    .collect();
                                 writeln!(out, "  {k:<24} {}", parts.join("  "))?;
                             }
                             _ => writeln!(out, "  {k:<24} {}", fmt(v))?,
@@ -207,7 +216,11 @@ fn fmt(v: &Value) -> String {
     match v {
         Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or_default();
-            if f.abs() >= 100.0 { format!("{f:.0}") } else { format!("{f:.3}") }
+            if f.abs() >= 100.0 {
+                format!("{f:.0}")
+            } else {
+                format!("{f:.3}")
+            }
         }
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),

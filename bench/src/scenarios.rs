@@ -15,7 +15,8 @@ use crate::procstat::{Proc, ProcSample};
 use crate::publisher::{PubOutcome, PubRequest, Schedule, publish};
 use crate::report::{self, Percentiles, Report};
 use crate::sse_client::{
-    Probe, SubStats, SubTarget, connect_read_close, new_histogram, open_stalled, probe_stalled, subscribe,
+    Probe, SubStats, SubTarget, connect_read_close, new_histogram, open_stalled, probe_stalled,
+    subscribe,
 };
 
 /// How often the generator checks whether a phase is complete.
@@ -28,6 +29,10 @@ const CONNECTED_SETTLE: Duration = Duration::from_millis(300);
 /// Publishing starts this long after the schedule is made, so the first events are not
 /// already late when the publisher tasks first run.
 const SCHEDULE_LEAD: Duration = Duration::from_millis(50);
+
+/// Longest wait for the server to finish closing a previous run's connections.
+const QUIET_MAX: Duration = Duration::from_secs(10);
+const QUIET_STEP: Duration = Duration::from_millis(200);
 
 /// Everything a scenario needs that does not depend on the scenario.
 pub struct Ctx {
@@ -47,15 +52,22 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(common: &Common, endpoint: Endpoint) -> Self {
         let (sub_path, pub_path, pub_body) = match common.target {
-            Target::Ssehub => {
-                ("/events?topic=bench", "/broadcast", r#"{"event":"bench","topic":"bench","payload":{payload}}"#)
-            }
+            Target::Ssehub => (
+                "/events?topic=bench",
+                "/broadcast",
+                r#"{"event":"bench","topic":"bench","payload":{payload}}"#,
+            ),
             Target::Nchan => ("/sub", "/pub", "{payload}"),
         };
         let sub_path = common.sub_path.as_deref().unwrap_or(sub_path);
         Ctx {
             target: common.target,
-            sub: Arc::new(SubTarget::new(endpoint.addr, &endpoint.host_header, sub_path)),
+            sub: Arc::new(SubTarget::new(
+                endpoint.addr,
+                &endpoint.host_header,
+                sub_path,
+                common.delayed_acks,
+            )),
             endpoint,
             pub_path: common.pub_path.clone().unwrap_or_else(|| pub_path.into()),
             pub_body: common.pub_body.clone().unwrap_or_else(|| pub_body.into()),
@@ -70,18 +82,38 @@ impl Ctx {
 
     pub async fn run(&self, scenario: &Scenario) -> Result<Report, String> {
         let mut report = self.report(scenario.name());
+        self.wait_server_quiet().await;
         match scenario {
-            Scenario::Fanout { subs, load } => drop(self.fanout(&mut report, subs.subscribers, 0, load).await?),
-            Scenario::Slow { subs, stalled, load, settle_secs } => {
-                let stalled = (*stalled).min(subs.subscribers);
-                let held = self.fanout(&mut report, subs.subscribers - stalled, stalled, load).await?;
-                self.probe_stalled_at_end(&mut report, held, stalled, *settle_secs).await;
+            Scenario::Fanout { subs, load } => {
+                drop(self.fanout(&mut report, subs.subscribers, 0, load).await?)
             }
-            Scenario::Publish { subscribers, load } => drop(self.fanout(&mut report, *subscribers, 0, load).await?),
-            Scenario::Idle { subs, settle_secs } => self.idle(&mut report, subs.subscribers, *settle_secs).await,
+            Scenario::Slow {
+                subs,
+                stalled,
+                load,
+                settle_secs,
+            } => {
+                let stalled = (*stalled).min(subs.subscribers);
+                let held = self
+                    .fanout(&mut report, subs.subscribers - stalled, stalled, load)
+                    .await?;
+                self.probe_stalled_at_end(&mut report, held, stalled, *settle_secs)
+                    .await;
+            }
+            Scenario::Publish { subscribers, load } => {
+                drop(self.fanout(&mut report, *subscribers, 0, load).await?)
+            }
+            Scenario::Idle { subs, settle_secs } => {
+                self.idle(&mut report, subs.subscribers, *settle_secs).await
+            }
             Scenario::Connect { subs } => self.connect(&mut report, subs.subscribers).await,
-            Scenario::Churn { cycles, concurrency, settle_secs } => {
-                self.churn(&mut report, *cycles, *concurrency, *settle_secs).await
+            Scenario::Churn {
+                cycles,
+                concurrency,
+                settle_secs,
+            } => {
+                self.churn(&mut report, *cycles, *concurrency, *settle_secs)
+                    .await
             }
         }
         report.wall_secs = self.epoch.elapsed().as_secs_f64();
@@ -106,8 +138,34 @@ impl Ctx {
             connect: None,
             churn: None,
             stalled: None,
-            server: self.server.map(|(pid, _)| report::Server { pid, ..Default::default() }),
-            generator: report::Generator { threads: self.threads, cpu_secs: None, cpu_secs_total: None },
+            server: self.server.map(|(pid, _)| report::Server {
+                pid,
+                ..Default::default()
+            }),
+            generator: report::Generator {
+                threads: self.threads,
+                cpu_secs: None,
+                cpu_secs_total: None,
+            },
+        }
+    }
+
+    /// Waits (at most [`QUIET_MAX`]) until the server's descriptor count holds still, so
+    /// a run started right after another does not take the tail of the last one's
+    /// disconnects as its baseline.
+    async fn wait_server_quiet(&self) {
+        let Some((_, server)) = self.server else {
+            return;
+        };
+        let deadline = Instant::now() + QUIET_MAX;
+        let mut last = server.open_fds();
+        while Instant::now() < deadline {
+            sleep(QUIET_STEP).await;
+            let now = server.open_fds();
+            if now == last {
+                return;
+            }
+            last = now;
         }
     }
 
@@ -117,11 +175,21 @@ impl Ctx {
 
     /// Spawns `n` subscribers (ids from `first_idx`) and waits until each has its
     /// response head or failed, or the connect timeout passed.
-    async fn open_subscribers(&self, n: usize, first_idx: usize, stats: &Arc<SubStats>) -> JoinSet<()> {
+    async fn open_subscribers(
+        &self,
+        n: usize,
+        first_idx: usize,
+        stats: &Arc<SubStats>,
+    ) -> JoinSet<()> {
         let gate = Arc::new(Semaphore::new(self.connect_concurrency));
         let mut set = JoinSet::new();
         for idx in first_idx..first_idx + n {
-            set.spawn(subscribe(self.sub.clone(), idx, stats.clone(), gate.clone()));
+            set.spawn(subscribe(
+                self.sub.clone(),
+                idx,
+                stats.clone(),
+                gate.clone(),
+            ));
         }
         let deadline = Instant::now() + self.connect_timeout;
         while settled(stats) < n as u64 && Instant::now() < deadline {
@@ -129,7 +197,12 @@ impl Ctx {
         }
         let pending = (n as u64).saturating_sub(settled(stats));
         if pending > 0 {
-            stats.fail(|| format!("{pending} still connecting after {:?}", self.connect_timeout));
+            stats.fail(|| {
+                format!(
+                    "{pending} still connecting after {:?}",
+                    self.connect_timeout
+                )
+            });
         }
         set
     }
@@ -148,10 +221,20 @@ impl Ctx {
     /// fanout / slow / publish: `healthy` reading subscribers plus `stalled` ones that
     /// never read, then the publishing schedule, then the drain. Returns the connections,
     /// still open, for the caller to probe or drop.
-    async fn fanout(&self, report: &mut Report, healthy: usize, stalled: usize, load: &LoadArgs) -> Result<Held, String> {
+    async fn fanout(
+        &self,
+        report: &mut Report,
+        healthy: usize,
+        stalled: usize,
+        load: &LoadArgs,
+    ) -> Result<Held, String> {
         let publish_only = matches!(report.scenario, "publish");
         let rate = load.rate.unwrap_or(if publish_only { 0.0 } else { 1000.0 });
-        let events = load.events.unwrap_or(if rate > 0.0 { (rate * load.duration_secs).round() as u64 } else { 10_000 });
+        let events = load.events.unwrap_or(if rate > 0.0 {
+            (rate * load.duration_secs).round() as u64
+        } else {
+            10_000
+        });
         let pad = load.pad_bytes.unwrap_or(if stalled > 0 { 4096 } else { 0 });
         let receivers_key = match self.target {
             Target::Ssehub => "\"receivers\":",
@@ -176,11 +259,22 @@ impl Ctx {
         let connected = stats.connected.load(Relaxed);
 
         let me_start = Proc::this().cpu_secs();
-        let schedule = Schedule::new(rate, events, SCHEDULE_LEAD);
-        let outcome =
-            publish(request, schedule, load.publishers, Duration::from_secs_f64(load.post_timeout_secs)).await;
+        let drain = Duration::from_secs_f64(load.drain_secs);
+        let overrun = if rate > 0.0 {
+            drain
+        } else {
+            Duration::from_secs_f64(load.duration_secs)
+        };
+        let schedule = Schedule::new(rate, events, SCHEDULE_LEAD, overrun);
+        let outcome = publish(
+            request,
+            schedule,
+            load.publishers,
+            Duration::from_secs_f64(load.post_timeout_secs),
+        )
+        .await;
         let expected = connected * outcome.ok;
-        let deadline = Instant::now() + Duration::from_secs_f64(load.drain_secs);
+        let deadline = Instant::now() + drain;
         while stats.received.load(Relaxed) < expected && Instant::now() < deadline {
             sleep(POLL).await;
         }
@@ -190,7 +284,7 @@ impl Ctx {
         let received = stats.received.load(Relaxed);
         if healthy > 0 {
             report.subscribers = Some(Self::subscribers_section(&stats, healthy));
-            let (short, duplicates) = stats.gaps_and_duplicates(events, connected);
+            let (short, duplicates) = stats.gaps_and_duplicates(outcome.sent, connected);
             let publish_start = schedule.start.saturating_duration_since(self.epoch);
             let span = stats.last_rx().saturating_sub(publish_start).as_secs_f64();
             report.deliveries = Some(report::Deliveries {
@@ -199,19 +293,40 @@ impl Ctx {
                 lost: expected.saturating_sub(received),
                 events_short: short,
                 duplicates,
-                per_sec: if span > 0.0 { received as f64 / span } else { 0.0 },
+                per_sec: if span > 0.0 {
+                    received as f64 / span
+                } else {
+                    0.0
+                },
             });
             report.latency_us = Percentiles::of(&stats.latency());
         }
-        report.publish = Some(publish_section(&outcome, events, rate, load.publishers, pad));
+        report.publish = Some(publish_section(
+            &outcome,
+            events,
+            rate,
+            load.publishers,
+            pad,
+        ));
         if let Some(server) = &mut report.server {
             let cpu = diff(after.cpu_secs, connected_sample.cpu_secs);
             server.cpu_secs = cpu;
-            server.deliveries_per_cpu_sec = cpu.filter(|c| *c > 0.0 && received > 0).map(|c| received as f64 / c);
-            fill_memory(server, &before, &connected_sample, &after, connected + stalled as u64);
+            server.deliveries_per_cpu_sec = cpu
+                .filter(|c| *c > 0.0 && received > 0)
+                .map(|c| received as f64 / c);
+            fill_memory(
+                server,
+                &before,
+                &connected_sample,
+                &after,
+                connected + stalled as u64,
+            );
         }
         report.generator.cpu_secs = diff(me_end, me_start);
-        Ok(Held { subscribers, stalled: stalled_streams })
+        Ok(Held {
+            subscribers,
+            stalled: stalled_streams,
+        })
     }
 
     /// Opens the stalled subscribers of the slow scenario (ids from `first_idx`).
@@ -238,10 +353,19 @@ impl Ctx {
     /// After the slow scenario's drain: waits `settle_secs` with every connection still
     /// open, samples the server's descriptors, then reads every stalled stream to see
     /// whether the server closed it.
-    async fn probe_stalled_at_end(&self, report: &mut Report, held: Held, requested: usize, settle_secs: f64) {
+    async fn probe_stalled_at_end(
+        &self,
+        report: &mut Report,
+        held: Held,
+        requested: usize,
+        settle_secs: f64,
+    ) {
         sleep(Duration::from_secs_f64(settle_secs)).await;
         let after = self.sample_server();
-        let Held { subscribers, stalled } = held;
+        let Held {
+            subscribers,
+            stalled,
+        } = held;
         let mut figures = report::Stalled {
             stalled: requested as u64,
             connect_failed: (requested - stalled.len()) as u64,
@@ -278,9 +402,19 @@ impl Ctx {
         sleep(Duration::from_secs_f64(settle_secs)).await;
         let connected = self.sample_server();
         report.subscribers = Some(Self::subscribers_section(&stats, n));
+        // Close them all and give the server the same time to notice: "after" shows
+        // whether it gives the descriptors and memory back.
         drop(subscribers);
+        sleep(Duration::from_secs_f64(settle_secs)).await;
+        let after = self.sample_server();
         if let Some(server) = &mut report.server {
-            fill_memory(server, &before, &connected, &ProcSample::default(), stats.connected.load(Relaxed));
+            fill_memory(
+                server,
+                &before,
+                &connected,
+                &after,
+                stats.connected.load(Relaxed),
+            );
         }
     }
 
@@ -301,7 +435,13 @@ impl Ctx {
         report.generator.cpu_secs = diff(me_end, me_start);
         if let Some(server) = &mut report.server {
             server.cpu_secs = diff(connected.cpu_secs, before.cpu_secs);
-            fill_memory(server, &before, &connected, &ProcSample::default(), stats.connected.load(Relaxed));
+            fill_memory(
+                server,
+                &before,
+                &connected,
+                &ProcSample::default(),
+                stats.connected.load(Relaxed),
+            );
         }
     }
 
@@ -315,8 +455,13 @@ impl Ctx {
         let started = Instant::now();
         let mut set = JoinSet::new();
         for _ in 0..concurrency.max(1) {
-            let (sub, next, failed, latency, first_error) =
-                (self.sub.clone(), next.clone(), failed.clone(), latency.clone(), first_error.clone());
+            let (sub, next, failed, latency, first_error) = (
+                self.sub.clone(),
+                next.clone(),
+                failed.clone(),
+                latency.clone(),
+                first_error.clone(),
+            );
             set.spawn(async move {
                 // Bounded: each pass takes a distinct cycle number below `cycles`.
                 loop {
@@ -325,16 +470,25 @@ impl Ctx {
                         break;
                     }
                     let timeout = Duration::from_secs(10);
-                    let result = tokio::time::timeout(timeout, connect_read_close(&sub, i as usize))
-                        .await
-                        .unwrap_or_else(|_| Err(format!("no response head within {timeout:?}")));
+                    let result =
+                        tokio::time::timeout(timeout, connect_read_close(&sub, i as usize))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(format!("no response head within {timeout:?}"))
+                            });
                     match result {
                         Ok(took) => {
-                            latency.lock().unwrap_or_else(|e| e.into_inner()).saturating_record(took.as_micros() as u64);
+                            latency
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .saturating_record(took.as_micros() as u64);
                         }
                         Err(e) => {
                             failed.fetch_add(1, Relaxed);
-                            first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
                         }
                     }
                 }
@@ -352,7 +506,10 @@ impl Ctx {
             failed: failed.load(Relaxed),
             cycles_per_sec: cycles as f64 / elapsed,
             cycle_us: Percentiles::of(&latency),
-            first_error: first_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            first_error: first_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         });
         report.generator.cpu_secs = diff(me_end, me_start);
         if let Some(server) = &mut report.server {
@@ -380,7 +537,13 @@ fn diff(end: Option<f64>, start: Option<f64>) -> Option<f64> {
 }
 
 /// Memory and descriptor figures; `conns` is what the "connected" sample holds open.
-fn fill_memory(server: &mut report::Server, before: &ProcSample, connected: &ProcSample, after: &ProcSample, conns: u64) {
+fn fill_memory(
+    server: &mut report::Server,
+    before: &ProcSample,
+    connected: &ProcSample,
+    after: &ProcSample,
+    conns: u64,
+) {
     server.rss_kib_before = before.rss_kib;
     server.rss_kib_connected = connected.rss_kib;
     server.rss_kib_after = after.rss_kib;
@@ -393,9 +556,16 @@ fn fill_memory(server: &mut report::Server, before: &ProcSample, connected: &Pro
     };
 }
 
-fn publish_section(o: &PubOutcome, events: u64, rate: f64, publishers: usize, pad: usize) -> report::Publish {
+fn publish_section(
+    o: &PubOutcome,
+    events: u64,
+    rate: f64,
+    publishers: usize,
+    pad: usize,
+) -> report::Publish {
     report::Publish {
         events_offered: events,
+        unsent: events - o.sent,
         ok: o.ok,
         errors: o.errors,
         first_error: o.first_error.clone(),
@@ -405,8 +575,8 @@ fn publish_section(o: &PubOutcome, events: u64, rate: f64, publishers: usize, pa
         post_p50_us: o.post_latency.value_at_quantile(0.5),
         post_p99_us: o.post_latency.value_at_quantile(0.99),
         post_max_us: o.post_latency.max(),
-        send_lag_p99_us: o.send_lag.value_at_quantile(0.99),
-        send_lag_max_us: o.send_lag.max(),
+        send_lag_p99_us: (!o.send_lag.is_empty()).then(|| o.send_lag.value_at_quantile(0.99)),
+        send_lag_max_us: (!o.send_lag.is_empty()).then(|| o.send_lag.max()),
         receivers_min: o.receivers.map(|r| r.0),
         receivers_max: o.receivers.map(|r| r.1),
         payload_pad_bytes: pad,

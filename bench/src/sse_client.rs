@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -44,7 +44,9 @@ pub fn new_histogram() -> Histogram<u64> {
 
 /// Microseconds since the Unix epoch: the clock the payload's `t` is written in.
 pub fn unix_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Connects from 127.0.0.(2 + idx mod 253) to `addr`.
@@ -70,20 +72,46 @@ pub async fn connect_from(addr: SocketAddrV4, idx: usize) -> io::Result<TcpStrea
     Ok(stream)
 }
 
+/// Puts the socket in delayed-ACK ("pingpong") mode until its delayed-ACK timer next
+/// fires. By default Linux ACKs at once when a read empties a buffer that held a small
+/// pushed segment, i.e. once per event for a server that writes each event on its own;
+/// on loopback that ACK and the server socket's processing of it both run on the
+/// generator's thread, about half its CPU. A browser does not do this, hence opt-in.
+fn delay_acks(stream: &TcpStream) {
+    let zero: libc::c_int = 0;
+    // SAFETY: a valid socket fd and a pointer to a c_int that outlives the call; a
+    // failure only leaves the kernel's default ACK behaviour in place.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&raw const zero).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Where and how to subscribe.
 #[derive(Debug)]
 pub struct SubTarget {
     pub addr: SocketAddrV4,
     /// The complete `GET` request, built once and shared by every connection.
     pub request: Vec<u8>,
+    /// Re-arm delayed ACKs after every read (see [`delay_acks`]).
+    pub delayed_acks: bool,
 }
 
 impl SubTarget {
-    pub fn new(addr: SocketAddrV4, host: &str, path: &str) -> Self {
+    pub fn new(addr: SocketAddrV4, host: &str, path: &str, delayed_acks: bool) -> Self {
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
         );
-        SubTarget { addr, request: request.into_bytes() }
+        SubTarget {
+            addr,
+            request: request.into_bytes(),
+            delayed_acks,
+        }
     }
 }
 
@@ -122,7 +150,9 @@ impl SubStats {
             last_rx_us: AtomicU64::new(0),
             last_head_us: AtomicU64::new(0),
             per_seq: (0..events).map(|_| AtomicU32::new(0)).collect(),
-            latency: (0..LATENCY_SHARDS).map(|_| Mutex::new(new_histogram())).collect(),
+            latency: (0..LATENCY_SHARDS)
+                .map(|_| Mutex::new(new_histogram()))
+                .collect(),
             head_latency: Mutex::new(new_histogram()),
             first_error: Mutex::new(None),
         })
@@ -135,7 +165,10 @@ impl SubStats {
     }
 
     pub fn first_error(&self) -> Option<String> {
-        self.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Time from `epoch` until the last response head arrived.
@@ -149,14 +182,18 @@ impl SubStats {
     }
 
     pub fn head_latency(&self) -> Histogram<u64> {
-        self.head_latency.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.head_latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// All latency shards merged.
     pub fn latency(&self) -> Histogram<u64> {
         let mut all = new_histogram();
         for shard in &self.latency {
-            all.add(&*shard.lock().unwrap_or_else(|e| e.into_inner())).expect("same bounds");
+            all.add(&*shard.lock().unwrap_or_else(|e| e.into_inner()))
+                .expect("same bounds");
         }
         all
     }
@@ -176,8 +213,12 @@ impl SubStats {
     fn record_head(&self, started: Instant) {
         let now = Instant::now();
         let us = now.duration_since(started).as_micros() as u64;
-        self.head_latency.lock().unwrap_or_else(|e| e.into_inner()).saturating_record(us.max(1));
-        self.last_head_us.fetch_max(now.duration_since(self.epoch).as_micros() as u64, Relaxed);
+        self.head_latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .saturating_record(us.max(1));
+        self.last_head_us
+            .fetch_max(now.duration_since(self.epoch).as_micros() as u64, Relaxed);
     }
 }
 
@@ -200,7 +241,11 @@ impl Body {
                 if let Some(c) = stats.per_seq.get(sample.seq as usize) {
                     c.fetch_add(1, Relaxed);
                 }
-                let h = hist.get_or_insert_with(|| stats.latency[shard].lock().unwrap_or_else(|e| e.into_inner()));
+                let h = hist.get_or_insert_with(|| {
+                    stats.latency[shard]
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                });
                 h.saturating_record(now_us.saturating_sub(sample.due_us).max(1));
             })
         };
@@ -214,7 +259,9 @@ impl Body {
         drop(hist);
         if count > 0 {
             stats.received.fetch_add(count, Relaxed);
-            stats.last_rx_us.fetch_max(stats.epoch.elapsed().as_micros() as u64, Relaxed);
+            stats
+                .last_rx_us
+                .fetch_max(stats.epoch.elapsed().as_micros() as u64, Relaxed);
         }
         Ok(ended)
     }
@@ -223,19 +270,36 @@ impl Body {
 /// Connects, sends the request and reads the response head. Returns the stream, the
 /// body decoder and whatever body bytes came with the head.
 async fn open(target: &SubTarget, idx: usize) -> Result<(TcpStream, Body, Vec<u8>), String> {
-    let mut stream = connect_from(target.addr, idx).await.map_err(|e| format!("connect: {e}"))?;
-    stream.write_all(&target.request).await.map_err(|e| format!("send request: {e}"))?;
+    let mut stream = connect_from(target.addr, idx)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .write_all(&target.request)
+        .await
+        .map_err(|e| format!("send request: {e}"))?;
     let mut buf = Vec::with_capacity(1024);
     // Bounded: parse_head fails once the head exceeds MAX_HEAD without ending.
     loop {
-        if stream.read_buf(&mut buf).await.map_err(|e| format!("read head: {e}"))? == 0 {
+        if stream
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| format!("read head: {e}"))?
+            == 0
+        {
             return Err("closed before the response head".into());
         }
         if let Some((head, len)) = parse_head(&buf).map_err(|e| e.to_string())? {
             if head.status != 200 {
-                return Err(format!("HTTP {} from {}", head.status, String::from_utf8_lossy(&buf[..12])));
+                return Err(format!(
+                    "HTTP {} from {}",
+                    head.status,
+                    String::from_utf8_lossy(&buf[..12])
+                ));
             }
-            let body = Body { chunks: head.chunked.then(Dechunker::default), scanner: SseScanner::default() };
+            let body = Body {
+                chunks: head.chunked.then(Dechunker::default),
+                scanner: SseScanner::default(),
+            };
             buf.drain(..len);
             return Ok((stream, body, buf));
         }
@@ -244,8 +308,15 @@ async fn open(target: &SubTarget, idx: usize) -> Result<(TcpStream, Body, Vec<u8
 
 /// One subscriber: connects (holding a `gate` permit so connects are paced), then
 /// reads and records events until the server closes the stream or the task is aborted.
-pub async fn subscribe(target: Arc<SubTarget>, idx: usize, stats: Arc<SubStats>, gate: Arc<Semaphore>) {
-    let Ok(permit) = gate.acquire().await else { return };
+pub async fn subscribe(
+    target: Arc<SubTarget>,
+    idx: usize,
+    stats: Arc<SubStats>,
+    gate: Arc<Semaphore>,
+) {
+    let Ok(permit) = gate.acquire().await else {
+        return;
+    };
     let started = Instant::now();
     let opened = open(&target, idx).await;
     drop(permit);
@@ -266,16 +337,25 @@ pub async fn subscribe(target: Arc<SubTarget>, idx: usize, stats: Arc<SubStats>,
         if stream.readable().await.is_err() {
             break;
         }
-        let step = READ_BUF.with_borrow_mut(|buf| match stream.try_read(buf) {
-            Ok(0) => Err(()),
-            Ok(n) => match body.consume(&buf[..n], shard, &stats) {
-                Ok(false) => Ok(()),
-                Ok(true) | Err(_) => Err(()),
-            },
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-            Err(_) => Err(()),
+        let mut open = true;
+        let read = stream.try_io(Interest::READABLE, || {
+            READ_BUF.with_borrow_mut(|buf| {
+                let n = stream.try_read(buf)?;
+                if target.delayed_acks {
+                    delay_acks(&stream);
+                }
+                open = n > 0 && body.consume(&buf[..n], shard, &stats) == Ok(false);
+                // A read that did not fill the buffer drained the socket: report
+                // WouldBlock so tokio clears the readiness now, instead of paying one
+                // more recv() per wake-up to learn it (tokio's own poll_read does this).
+                if n < buf.len() {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(())
+                }
+            })
         });
-        if step.is_err() {
+        if !open || read.is_err_and(|e| e.kind() != io::ErrorKind::WouldBlock) {
             break;
         }
     }
@@ -302,7 +382,11 @@ pub enum Probe {
 
 /// Drains a stalled connection until EOF, reset, `idle` without data, or `deadline`.
 /// Returns what it saw and how many bytes had been waiting.
-pub async fn probe_stalled(mut stream: TcpStream, idle: Duration, deadline: Instant) -> (Probe, u64) {
+pub async fn probe_stalled(
+    mut stream: TcpStream,
+    idle: Duration,
+    deadline: Instant,
+) -> (Probe, u64) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     // Bounded by `deadline`.

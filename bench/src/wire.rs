@@ -56,9 +56,16 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, WireError
         .and_then(parse_u64)
         .and_then(|s| u16::try_from(s).ok())
         .ok_or(WireError("bad status line"))?;
-    let mut parsed = ResponseHead { status, chunked: false, content_length: None, close: false };
+    let mut parsed = ResponseHead {
+        status,
+        chunked: false,
+        content_length: None,
+        close: false,
+    };
     for line in lines {
-        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
         let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
         if name.eq_ignore_ascii_case(b"transfer-encoding") {
             parsed.chunked = contains_ignore_case(value, b"chunked");
@@ -104,7 +111,8 @@ fn trim(mut s: &[u8]) -> &[u8] {
 }
 
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Parses a whole slice of ASCII digits (no sign, no blanks).
@@ -150,7 +158,11 @@ impl Dechunker {
     /// Feeds raw body bytes; calls `out` with each run of de-chunked data.
     ///
     /// Returns `true` once the terminating zero-size chunk has been seen.
-    pub fn feed(&mut self, mut input: &[u8], mut out: impl FnMut(&[u8])) -> Result<bool, WireError> {
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        mut out: impl FnMut(&[u8]),
+    ) -> Result<bool, WireError> {
         use ChunkState::*;
         while let Some((&b, rest)) = input.split_first() {
             match self.state {
@@ -229,7 +241,8 @@ impl SseScanner {
         while !input.is_empty() {
             let Some(end) = input.iter().position(|&b| b == b'\n' || b == b'\r') else {
                 let room = LINE_PREFIX.saturating_sub(self.partial.len());
-                self.partial.extend_from_slice(&input[..room.min(input.len())]);
+                self.partial
+                    .extend_from_slice(&input[..room.min(input.len())]);
                 return;
             };
             let after = if input[end] == b'\r' {
@@ -265,17 +278,21 @@ impl SseScanner {
             }
             return;
         }
-        if let Some(value) = line.strip_prefix(b"data:") {
-            if self.pending.is_none() {
-                self.pending = parse_sample(value);
-            }
+        // The first data line that carries a sample stands for the event.
+        if self.pending.is_none()
+            && let Some(value) = line.strip_prefix(b"data:")
+        {
+            self.pending = parse_sample(value);
         }
     }
 }
 
 /// Extracts `seq` and `t` from a payload such as `{"seq":12,"t":1712345678901234}`.
 pub fn parse_sample(data: &[u8]) -> Option<Sample> {
-    Some(Sample { seq: number_after(data, b"\"seq\":")?, due_us: number_after(data, b"\"t\":")? })
+    Some(Sample {
+        seq: number_after(data, b"\"seq\":")?,
+        due_us: number_after(data, b"\"t\":")?,
+    })
 }
 
 /// The unsigned integer right after the first `key` in `hay` (blanks allowed between).
@@ -295,7 +312,9 @@ mod tests {
         let mut out = Vec::new();
         let mut done = false;
         for p in pieces {
-            done = d.feed(p, |s| out.extend_from_slice(s)).expect("valid chunked body");
+            done = d
+                .feed(p, |s| out.extend_from_slice(s))
+                .expect("valid chunked body");
         }
         (out, done)
     }
@@ -312,10 +331,19 @@ mod tests {
 
     #[test]
     fn head_incomplete_then_complete() {
-        assert_eq!(parse_head(b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\n").unwrap(), None);
-        let (head, len) =
-            parse_head(b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello").unwrap().unwrap();
-        assert_eq!((head.status, head.content_length, head.close, head.chunked), (201, Some(5), true, false));
+        assert_eq!(
+            parse_head(b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\n").unwrap(),
+            None
+        );
+        let (head, len) = parse_head(
+            b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (head.status, head.content_length, head.close, head.chunked),
+            (201, Some(5), true, false)
+        );
         assert_eq!(len, 62);
     }
 
@@ -330,7 +358,11 @@ mod tests {
         assert_eq!(dechunk_all(&[body]), (b"hello, world".to_vec(), true));
         for cut in 0..body.len() {
             let (a, b) = body.split_at(cut);
-            assert_eq!(dechunk_all(&[a, b]), (b"hello, world".to_vec(), true), "cut at {cut}");
+            assert_eq!(
+                dechunk_all(&[a, b]),
+                (b"hello, world".to_vec(), true),
+                "cut at {cut}"
+            );
         }
         let bytes: Vec<&[u8]> = body.chunks(1).collect();
         assert_eq!(dechunk_all(&bytes), (b"hello, world".to_vec(), true));
@@ -362,8 +394,14 @@ mod tests {
         got
     }
 
-    const S1: Sample = Sample { seq: 1, due_us: 100 };
-    const S2: Sample = Sample { seq: 2, due_us: 200 };
+    const S1: Sample = Sample {
+        seq: 1,
+        due_us: 100,
+    };
+    const S2: Sample = Sample {
+        seq: 2,
+        due_us: 200,
+    };
 
     #[test]
     fn scanner_all_line_endings() {
@@ -378,8 +416,9 @@ mod tests {
     #[test]
     fn scanner_split_at_every_byte() {
         for eol in ["\n", "\r\n", "\r"] {
-            let stream =
-                format!("id: 1{eol}data: {{\"seq\":1,\"t\":100}}{eol}{eol}data: {{\"seq\":2,\"t\":200}}{eol}{eol}");
+            let stream = format!(
+                "id: 1{eol}data: {{\"seq\":1,\"t\":100}}{eol}{eol}data: {{\"seq\":2,\"t\":200}}{eol}{eol}"
+            );
             let bytes = stream.as_bytes();
             for cut in 0..bytes.len() {
                 let (a, b) = bytes.split_at(cut);
@@ -403,10 +442,16 @@ mod tests {
         let mut s = SseScanner::default();
         let mut got = Vec::new();
         let pad = "x".repeat(10_000);
-        s.feed(format!("data: {{\"seq\":1,\"t\":100,\"zpad\":\"{pad}").as_bytes(), |x| got.push(x));
+        s.feed(
+            format!("data: {{\"seq\":1,\"t\":100,\"zpad\":\"{pad}").as_bytes(),
+            |x| got.push(x),
+        );
         s.feed(format!("{pad}\"}}\n").as_bytes(), |x| got.push(x));
         assert!(got.is_empty(), "not dispatched before the blank line");
-        assert!(s.partial.capacity() <= 2 * LINE_PREFIX, "a long line is not kept whole");
+        assert!(
+            s.partial.capacity() <= 2 * LINE_PREFIX,
+            "a long line is not kept whole"
+        );
         s.feed(b"\n", |x| got.push(x));
         assert_eq!(got, vec![S1]);
     }
@@ -419,9 +464,15 @@ mod tests {
 
     #[test]
     fn sample_parser() {
-        assert_eq!(parse_sample(b" {\"seq\": 42, \"t\":7}"), Some(Sample { seq: 42, due_us: 7 }));
+        assert_eq!(
+            parse_sample(b" {\"seq\": 42, \"t\":7}"),
+            Some(Sample { seq: 42, due_us: 7 })
+        );
         assert_eq!(parse_sample(b"{\"t\":7}"), None);
         assert_eq!(parse_sample(b"{\"seq\":-1,\"t\":7}"), None);
-        assert_eq!(number_after(b"{\"success\":true,\"receivers\":1000}", b"\"receivers\":"), Some(1000));
+        assert_eq!(
+            number_after(b"{\"success\":true,\"receivers\":1000}", b"\"receivers\":"),
+            Some(1000)
+        );
     }
 }
