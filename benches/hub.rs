@@ -9,13 +9,12 @@
 
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr};
+use actix::{Addr, Arbiter};
 use ssehub::config::Config;
-use ssehub::event::{Event, parse_body};
-use ssehub::hub::messages::{Connect, Publish};
-use ssehub::hub::{Hub, Settings, Subscription};
+use ssehub::event::parse_body;
+use ssehub::hub::messages::{Connect, GetStats};
+use ssehub::hub::{self, Hub, Settings, Subscription};
 use ssehub::topic::TopicFilter;
-use tokio::sync::oneshot;
 
 /// Publishes per measurement: enough for a stable mean on a noisy 2-core machine.
 const PUBLISHES: usize = 20_000;
@@ -48,7 +47,7 @@ async fn topic_publish(others: usize) -> Duration {
     config.sse.history_size = 1000;
     // Big enough that the topic's subscribers, never drained here, are never dropped.
     config.sse.client_buffer = PUBLISHES + 1;
-    let hub = Hub::new(Settings::from_config(&config)).start();
+    let (hub, publisher) = hub::start(Settings::from_config(&config), &Arbiter::current());
 
     let mut clients: Vec<Subscription> = Vec::with_capacity(others + TOPIC_SUBSCRIBERS);
     for i in 0..others {
@@ -67,8 +66,12 @@ async fn topic_publish(others: usize) -> Duration {
     .remove(0);
     let started = Instant::now();
     for _ in 0..PUBLISHES {
-        publish(&hub, event.clone()).await;
+        let accepted = publisher.publish(vec![event.clone()], false).unwrap();
+        assert_eq!(accepted.receivers, TOPIC_SUBSCRIBERS as u64);
     }
+    // The hub has fanned out everything once it answers a later message.
+    let stats = hub.send(GetStats).await.unwrap();
+    assert_eq!(stats.delivered, (PUBLISHES * TOPIC_SUBSCRIBERS) as u64);
     started.elapsed() / PUBLISHES as u32
 }
 
@@ -79,15 +82,4 @@ async fn connect(hub: &Addr<Hub>, topic: &str) -> Subscription {
         closer: None,
     };
     hub.send(connect).await.unwrap().unwrap()
-}
-
-async fn publish(hub: &Addr<Hub>, event: Event) {
-    let (reply, answer) = oneshot::channel();
-    hub.do_send(Publish {
-        events: vec![event],
-        batch: false,
-        reply,
-    });
-    let accepted = answer.await.unwrap().unwrap();
-    assert_eq!(accepted.receivers, TOPIC_SUBSCRIBERS as u64);
 }

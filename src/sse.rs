@@ -20,12 +20,11 @@ pub fn preamble(retry_ms: u64) -> Bytes {
     Bytes::from(format!("retry: {retry_ms}\n\n"))
 }
 
-/// `id`, `event`, one `data` line per line, `retry`, blank line (SPEC §5).
-pub fn encode(id: Option<&str>, event: &Event) -> Bytes {
-    let mut buf = BytesMut::with_capacity(event.data.len() + 64);
-    if let Some(id) = id {
-        put_field(&mut buf, "id", id);
-    }
+/// Everything after the `id:` line: `event`, one `data` line per line, `retry`, blank
+/// line (SPEC §5). Encoded before the event has its id, so that the publish lock only
+/// has to prepend the id ([`frame`]).
+pub fn encode_body(event: &Event) -> Bytes {
+    let mut buf = BytesMut::with_capacity(event.data.len() + 32);
     if let Some(name) = &event.event {
         put_field(&mut buf, "event", name);
     }
@@ -34,6 +33,14 @@ pub fn encode(id: Option<&str>, event: &Event) -> Bytes {
         put_field(&mut buf, "retry", &retry.to_string());
     }
     buf.put_u8(b'\n');
+    buf.freeze()
+}
+
+/// The event as sent: its `id:` line, then its encoded body.
+pub fn frame(id: &str, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(id.len() + 5 + body.len());
+    put_field(&mut buf, "id", id);
+    buf.put_slice(body);
     buf.freeze()
 }
 
@@ -123,11 +130,11 @@ mod tests {
     fn fields_come_in_spec_order() {
         let e = event(Some("stockUpdate"), r#"{"p":1}"#, Some(5000));
         assert_eq!(
-            &encode(Some("42"), &e)[..],
+            &frame("42", &encode_body(&e))[..],
             b"id: 42\nevent: stockUpdate\ndata: {\"p\":1}\nretry: 5000\n\n"
         );
         let e = event(None, "hi", None);
-        assert_eq!(&encode(None, &e)[..], b"data: hi\n\n");
+        assert_eq!(&encode_body(&e)[..], b"data: hi\n\n");
     }
 
     #[test]
@@ -207,7 +214,7 @@ mod round_trip {
             let event = &publication.events[0];
             let wire_id = id.clone().unwrap_or_else(|| "0000000000000001".into());
             let mut stream = super::preamble(3000).to_vec();
-            stream.extend_from_slice(&super::encode(Some(&wire_id), event));
+            stream.extend_from_slice(&super::frame(&wire_id, &super::encode_body(event)));
             let got = parse(&stream, split);
             prop_assert_eq!(got.len(), 1);
             // Lines are what SSE carries: every line ending reads back as LF.

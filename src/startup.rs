@@ -3,14 +3,14 @@
 
 use std::net::TcpListener;
 
-use actix::{Actor, Addr, Arbiter};
+use actix::{Addr, Arbiter};
 use actix_files::Files;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
 use crate::config::{Config, ConfigError};
 use crate::hub::messages::Shutdown;
-use crate::hub::{Hub, Settings};
+use crate::hub::{self, Hub, Settings};
 use crate::routes::{self, broadcast::MaxBody};
 use crate::{cors, socket};
 
@@ -58,8 +58,7 @@ impl Application {
         let port = listener.local_addr().map_or(addr.port(), |a| a.port());
 
         let hub_thread = Arbiter::new();
-        let settings = Settings::from_config(config);
-        let hub = Hub::start_in_arbiter(&hub_thread.handle(), move |_| Hub::new(settings));
+        let (hub, publisher) = hub::start(Settings::from_config(config), &hub_thread.handle());
 
         let static_dir = config.server.static_dir.clone();
         if !static_dir.is_dir() {
@@ -75,6 +74,7 @@ impl Application {
             App::new()
                 .wrap(cors::layer(&origins))
                 .app_data(web::Data::new(app_hub.clone()))
+                .app_data(web::Data::new(publisher.clone()))
                 .app_data(web::Data::new(max_body))
                 .configure(routes::configure)
                 .service(

@@ -46,35 +46,36 @@ impl History {
         self.entries.len()
     }
 
-    pub fn contains(&self, id: &str) -> bool {
-        self.positions.contains_key(id)
-    }
-
     pub fn newest_id(&self) -> Option<&str> {
         self.entries.back().map(|e| &*e.id)
     }
 
-    pub fn push(&mut self, entry: Entry) {
+    /// Keeps `entry`; answers the event evicted to make room, if any.
+    pub fn push(&mut self, entry: Entry) -> Option<Entry> {
         if self.capacity == 0 {
-            return;
+            return None;
         }
-        if self.entries.len() == self.capacity {
-            self.pop_oldest();
-        }
+        let evicted = if self.entries.len() == self.capacity {
+            self.pop_oldest()
+        } else {
+            None
+        };
         let seq = self.first_seq + self.entries.len() as u64;
         self.positions.insert(entry.id.clone(), seq);
         self.entries.push_back(entry);
+        evicted
     }
 
-    /// Drops events older than the TTL.
-    pub fn expire(&mut self, now: Instant) {
+    /// Drops events older than the TTL, passing each to `evicted`.
+    pub fn expire(&mut self, now: Instant, mut evicted: impl FnMut(Entry)) {
         let Some(ttl) = self.ttl else { return };
         while self
             .entries
             .front()
             .is_some_and(|e| now.duration_since(e.at) >= ttl)
         {
-            self.pop_oldest();
+            // unwrap: the loop condition saw a front entry.
+            evicted(self.pop_oldest().unwrap());
         }
     }
 
@@ -88,11 +89,11 @@ impl History {
         self.entries.iter()
     }
 
-    fn pop_oldest(&mut self) {
-        if let Some(old) = self.entries.pop_front() {
-            self.positions.remove(&old.id);
-            self.first_seq += 1;
-        }
+    fn pop_oldest(&mut self) -> Option<Entry> {
+        let old = self.entries.pop_front()?;
+        self.positions.remove(&old.id);
+        self.first_seq += 1;
+        Some(old)
     }
 }
 
@@ -117,15 +118,16 @@ mod tests {
     fn keeps_the_newest_events_and_finds_what_follows_an_id() {
         let now = Instant::now();
         let mut history = History::new(3, None);
-        for id in ["a", "b", "c", "d"] {
-            history.push(entry(id, now));
-        }
+        let evicted: Vec<_> = ["a", "b", "c", "d"]
+            .into_iter()
+            .filter_map(|id| history.push(entry(id, now)))
+            .collect();
+        assert_eq!(ids(evicted.iter()), ["a"]);
         assert_eq!(ids(history.all()), ["b", "c", "d"]);
         assert!(history.after("a").is_none(), "evicted");
         assert_eq!(ids(history.after("b").unwrap()), ["c", "d"]);
         assert_eq!(ids(history.after("d").unwrap()), Vec::<&str>::new());
         assert_eq!(history.newest_id(), Some("d"));
-        assert!(history.contains("c") && !history.contains("a"));
     }
 
     #[test]
@@ -134,16 +136,17 @@ mod tests {
         let mut history = History::new(10, Some(Duration::from_secs(5)));
         history.push(entry("old", start));
         history.push(entry("new", start + Duration::from_secs(3)));
-        history.expire(start + Duration::from_secs(6));
+        let mut evicted = Vec::new();
+        history.expire(start + Duration::from_secs(6), |e| evicted.push(e));
+        assert_eq!(ids(evicted.iter()), ["old"]);
         assert_eq!(ids(history.all()), ["new"]);
-        assert!(!history.contains("old"));
         assert_eq!(ids(history.after("new").unwrap()), Vec::<&str>::new());
     }
 
     #[test]
     fn a_zero_capacity_keeps_nothing() {
         let mut history = History::new(0, None);
-        history.push(entry("a", Instant::now()));
+        assert!(history.push(entry("a", Instant::now())).is_none());
         assert_eq!(history.len(), 0);
         assert!(history.newest_id().is_none());
     }

@@ -14,6 +14,8 @@ use super::ClientId;
 
 #[derive(Debug, Default)]
 pub struct TopicIndex {
+    /// Every registered client, with or without topics: what a global broadcast reaches.
+    clients: usize,
     exact: HashMap<Topic, HashSet<ClientId>>,
     prefixes: HashMap<Box<str>, HashSet<ClientId>>,
     /// Length in bytes of each prefix in `prefixes` → how many prefixes have it.
@@ -22,6 +24,7 @@ pub struct TopicIndex {
 
 impl TopicIndex {
     pub fn add(&mut self, client: ClientId, filters: &[TopicFilter]) {
+        self.clients += 1;
         for filter in filters {
             match filter {
                 TopicFilter::Exact(topic) => {
@@ -39,6 +42,7 @@ impl TopicIndex {
     }
 
     pub fn remove(&mut self, client: ClientId, filters: &[TopicFilter]) {
+        self.clients -= 1;
         for filter in filters {
             match filter {
                 TopicFilter::Exact(topic) => {
@@ -70,15 +74,36 @@ impl TopicIndex {
     /// Calls `f` for every client with a filter matching `topic`: once per matching
     /// filter, so a caller that needs one call per client deduplicates.
     pub fn for_each_match(&self, topic: &Topic, mut f: impl FnMut(ClientId)) {
+        self.for_each_set(topic, |set| set.iter().copied().for_each(&mut f));
+    }
+
+    /// How many clients an event published to `topics` reaches (all, when global).
+    pub fn count(&self, topics: &[Topic]) -> usize {
+        if topics.is_empty() {
+            return self.clients;
+        }
+        let mut sets = Vec::new();
+        for topic in topics {
+            self.for_each_set(topic, |set| sets.push(set));
+        }
+        match sets[..] {
+            [] => 0,
+            [only] => only.len(),
+            _ => sets.into_iter().flatten().collect::<HashSet<_>>().len(),
+        }
+    }
+
+    /// The subscriber set of each filter matching `topic`.
+    fn for_each_set<'a>(&'a self, topic: &Topic, mut f: impl FnMut(&'a HashSet<ClientId>)) {
         let name = topic.as_str();
         if let Some(set) = self.exact.get(topic) {
-            set.iter().copied().for_each(&mut f);
+            f(set);
         }
         for &len in self.prefix_lens.range(..=name.len()).map(|(len, _)| len) {
             if name.is_char_boundary(len)
                 && let Some(set) = self.prefixes.get(&name[..len])
             {
-                set.iter().copied().for_each(&mut f);
+                f(set);
             }
         }
     }
@@ -134,6 +159,23 @@ mod tests {
             1,
             "unused prefix lengths are forgotten"
         );
+    }
+
+    #[test]
+    fn counts_each_reached_client_once() {
+        let mut index = TopicIndex::default();
+        index.add(ClientId(1), &filters(&["a", "b", "*"]));
+        index.add(ClientId(2), &filters(&["b"]));
+        index.add(ClientId(3), &[]);
+        let topics = |list: &[&str]| -> Vec<Topic> {
+            list.iter().map(|t| Topic::parse(t).unwrap()).collect()
+        };
+        assert_eq!(index.count(&topics(&["a"])), 1);
+        assert_eq!(index.count(&topics(&["a", "b"])), 2);
+        assert_eq!(index.count(&topics(&["z"])), 1);
+        assert_eq!(index.count(&[]), 3, "global: everyone");
+        index.remove(ClientId(3), &[]);
+        assert_eq!(index.count(&[]), 2);
     }
 
     #[test]

@@ -1,14 +1,12 @@
 //! What handlers send the hub, and what comes back.
 
-use actix::Message;
-use tokio::sync::oneshot;
-
 use crate::error::ApiError;
-use crate::event::Event;
 use crate::socket::SocketCloser;
 use crate::topic::TopicFilter;
+use actix::Message;
 
 use super::ClientId;
+use super::history::Entry;
 use super::subscription::Subscription;
 
 /// Sent by `GET /events`. Registers the client and takes its replay in one hub step,
@@ -29,24 +27,12 @@ pub struct Connect {
 #[rtype(result = "()")]
 pub struct Disconnect(pub ClientId);
 
-/// Sent by `POST /broadcast` with `do_send`. The hub answers on `reply` as soon as it
-/// has accepted the events and before it fans them out, so a publisher never waits
-/// for subscribers (PERF-NOTES: a publish awaiting the fan-out throttles publishers).
+/// Sent by the [`Publisher`](super::Publisher) with `do_send`, nobody waiting for an
+/// answer: events already accepted, given ids and encoded, to fan out and keep.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Publish {
-    pub events: Vec<Event>,
-    /// Posted as an array: a conflict names the event's index.
-    pub batch: bool,
-    pub reply: oneshot::Sender<Result<Accepted, ApiError>>,
-}
-
-/// The success answer of a publish.
-#[derive(Debug)]
-pub struct Accepted {
-    pub ids: Vec<Box<str>>,
-    /// Clients the events matched when the hub accepted them (summed over a batch).
-    pub receivers: u64,
+    pub entries: Vec<Entry>,
 }
 
 /// Sent by `GET /stats`.

@@ -1,19 +1,27 @@
 //! The hub: the only place that knows who is connected.
 //!
-//! Handlers never touch the registry; they send the hub a message. The hub runs on a
-//! thread of its own, so its state needs no lock, and it never waits on a client: it
-//! only `try_send`s, and a client whose queue is full is dropped on the spot.
+//! Handlers never change the registry; they send the hub a message. The hub runs on a
+//! thread of its own and never waits on a client: it only `try_send`s, and a client
+//! whose queue is full is dropped on the spot.
+//!
+//! Two pieces of its state are shared, so that a publish can be answered without a
+//! round trip through the hub's thread (which would queue the answer behind the
+//! fan-out's wake-ups): the [`ledger`] of event ids, and the topic index, which
+//! publish handlers read (never write) to count an event's receivers.
 
 mod history;
 mod ids;
 mod index;
+mod ledger;
 pub mod messages;
+mod publisher;
 mod subscription;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, AsyncContext, Context, Handler, MessageResult};
+use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Handler, MessageResult};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
@@ -25,13 +33,11 @@ use crate::sse;
 use crate::topic::{Topic, TopicFilter};
 
 use history::{Entry, History};
-use ids::IdClock;
 use index::TopicIndex;
-use messages::{Accepted, Connect, Disconnect, GetStats, Publish, Shutdown, Stats};
+use ledger::Ledger;
+use messages::{Connect, Disconnect, GetStats, Publish, Shutdown, Stats};
+pub use publisher::{Accepted, Publisher};
 pub use subscription::Subscription;
-
-/// Where the hub answers a publisher.
-type Reply = tokio::sync::oneshot::Sender<Result<Accepted, ApiError>>;
 
 /// Messages the hub's mailbox holds before `send` waits: room for a burst of 10,000
 /// connects (actix's default is 16).
@@ -96,9 +102,11 @@ enum Leave {
 pub struct Hub {
     settings: Settings,
     clients: HashMap<ClientId, Client>,
-    index: TopicIndex,
+    /// Which clients want which topics; shared with the publish handlers, who read it.
+    index: Arc<RwLock<TopicIndex>>,
     history: History,
-    ids: IdClock,
+    /// Ids accepted and not yet evicted; the hub releases what it evicts.
+    ledger: Arc<Mutex<Ledger>>,
     next_client: u64,
     /// Counts events fanned out; see `Client::mark`.
     seq: u64,
@@ -115,24 +123,73 @@ pub struct Hub {
     started: Instant,
 }
 
+/// Starts the hub on `thread`; answers its address and the handle publishers use.
+pub fn start(settings: Settings, thread: &ArbiterHandle) -> (Addr<Hub>, Publisher) {
+    let index = Arc::new(RwLock::new(TopicIndex::default()));
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let history_size = settings.history_size;
+    let hub = Hub {
+        preamble: sse::preamble(settings.retry_ms),
+        history: History::new(settings.history_size, settings.history_ttl),
+        settings,
+        clients: HashMap::new(),
+        index: index.clone(),
+        ledger: ledger.clone(),
+        next_client: 0,
+        seq: 0,
+        seq_at_heartbeat: 0,
+        published: 0,
+        delivered: 0,
+        dropped_slow: 0,
+        scratch: Vec::new(),
+        closing: false,
+        started: Instant::now(),
+    };
+    let hub = Hub::start_in_arbiter(thread, move |_| hub);
+    let publisher = Publisher {
+        hub: hub.clone(),
+        ledger,
+        index,
+        history_size,
+    };
+    (hub, publisher)
+}
+
 impl Hub {
-    pub fn new(settings: Settings) -> Self {
-        Self {
-            preamble: sse::preamble(settings.retry_ms),
-            history: History::new(settings.history_size, settings.history_ttl),
-            settings,
-            clients: HashMap::new(),
-            index: TopicIndex::default(),
-            ids: IdClock::default(),
-            next_client: 0,
-            seq: 0,
-            seq_at_heartbeat: 0,
-            published: 0,
-            delivered: 0,
-            dropped_slow: 0,
-            scratch: Vec::new(),
-            closing: false,
-            started: Instant::now(),
+    fn index(&self) -> RwLockReadGuard<'_, TopicIndex> {
+        // unwrap: only the hub writes the index, and it does not panic while doing so.
+        self.index.read().unwrap()
+    }
+
+    fn index_mut(&self) -> RwLockWriteGuard<'_, TopicIndex> {
+        // unwrap: as above.
+        self.index.write().unwrap()
+    }
+
+    /// Keeps published events for replay, releasing the ids of those evicted.
+    fn remember(&mut self, entries: impl IntoIterator<Item = Entry>) {
+        let evicted: Vec<Entry> = entries
+            .into_iter()
+            .filter_map(|e| self.history.push(e))
+            .collect();
+        self.release(evicted);
+    }
+
+    /// Drops history past its TTL.
+    fn expire_history(&mut self) {
+        let mut evicted = Vec::new();
+        self.history.expire(Instant::now(), |e| evicted.push(e));
+        self.release(evicted);
+    }
+
+    fn release(&self, evicted: Vec<Entry>) {
+        if evicted.is_empty() {
+            return;
+        }
+        // unwrap: the ledger's users never panic while holding it.
+        let mut ledger = self.ledger.lock().unwrap();
+        for entry in &evicted {
+            ledger.release(&entry.id);
         }
     }
 
@@ -160,58 +217,17 @@ impl Hub {
         head.freeze()
     }
 
-    /// A publisher id still in history is a conflict (SPEC §4: 409).
-    fn check_ids(&self, events: &[Event], batch: bool) -> Result<(), ApiError> {
-        for (i, event) in events.iter().enumerate() {
-            if let Some(id) = event.id.as_ref().filter(|id| self.history.contains(id)) {
-                let field = if batch {
-                    format!("[{i}].id")
-                } else {
-                    "id".into()
-                };
-                return Err(ApiError::Conflict {
-                    field,
-                    reason: format!("{id:?} is already in the history"),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Gives the event its id and encodes it, once.
-    fn accept(&mut self, event: Event, at: Instant) -> Entry {
-        let id = match &event.id {
-            Some(id) => id.clone(),
-            None => self.fresh_id(),
-        };
-        let frame = sse::encode(Some(&id), &event);
-        Entry {
-            id,
-            topics: event.topics,
-            frame,
-            at,
-        }
-    }
-
-    /// A server id not held in history (a publisher may have chosen the same text).
-    fn fresh_id(&mut self) -> Box<str> {
-        loop {
-            let id = self.ids.next_id();
-            if !self.history.contains(&id) {
-                return id;
-            }
-        }
-    }
-
     /// Starts a new event: returns its `seq` and, unless it is a global broadcast,
     /// collects into `scratch`, once each, the clients its topics reach.
     fn next_event(&mut self, topics: &[Topic]) -> u64 {
         self.seq += 1;
         let seq = self.seq;
         self.scratch.clear();
+        // unwrap: only the hub writes the index, and it does not panic while doing so.
+        let index = self.index.read().unwrap();
         let (clients, scratch) = (&mut self.clients, &mut self.scratch);
         for topic in topics {
-            self.index.for_each_match(topic, |id| {
+            index.for_each_match(topic, |id| {
                 if let Some(client) = clients.get_mut(&id)
                     && client.mark != seq
                 {
@@ -223,19 +239,10 @@ impl Hub {
         seq
     }
 
-    /// Publishes one event: answers with the number of receivers, then fans out.
-    fn publish_one(&mut self, entry: Entry, reply: Reply) {
+    /// Fans one event out, then keeps it.
+    fn publish_one(&mut self, entry: Entry) {
         let global = entry.topics.is_empty();
         self.next_event(&entry.topics);
-        let receivers = if global {
-            self.clients.len()
-        } else {
-            self.scratch.len()
-        };
-        let _ = reply.send(Ok(Accepted {
-            ids: vec![entry.id.clone()],
-            receivers: receivers as u64,
-        }));
         self.published += 1;
         let mut leaving = Vec::new();
         let mut sent = 0;
@@ -252,12 +259,12 @@ impl Hub {
         }
         self.delivered += sent;
         self.remove_all(leaving);
-        self.history.push(entry);
+        self.remember([entry]);
     }
 
     /// Publishes a batch: each client gets one queue item holding, in order, the
     /// events that match it. Clients that match the same events share one buffer.
-    fn publish_batch(&mut self, entries: Vec<Entry>, reply: Reply) {
+    fn publish_batch(&mut self, entries: Vec<Entry>) {
         let mut wanted: Vec<(ClientId, u32)> = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             self.next_event(&entry.topics);
@@ -267,10 +274,6 @@ impl Hub {
                 wanted.extend(self.scratch.iter().map(|&id| (id, i as u32)));
             }
         }
-        let _ = reply.send(Ok(Accepted {
-            ids: entries.iter().map(|e| e.id.clone()).collect(),
-            receivers: wanted.len() as u64,
-        }));
         self.published += entries.len() as u64;
         wanted.sort_unstable();
         let mut chunks: HashMap<Vec<u32>, Bytes> = HashMap::new();
@@ -291,9 +294,7 @@ impl Hub {
             }
         }
         self.remove_all(leaving);
-        for entry in entries {
-            self.history.push(entry);
-        }
+        self.remember(entries);
     }
 
     fn remove_all(&mut self, leaving: Vec<(ClientId, Leave)>) {
@@ -306,7 +307,7 @@ impl Hub {
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
-        self.index.remove(id, &client.filters);
+        self.index_mut().remove(id, &client.filters);
         if why == Leave::Slow {
             self.dropped_slow += 1;
             log::debug!("client {} dropped: too slow", id.0);
@@ -327,7 +328,7 @@ impl Hub {
             id: None,
             retry: None,
         };
-        let frame = sse::encode(None, &event);
+        let frame = sse::encode_body(&event);
         self.next_event(&event.topics);
         self.published += 1;
         let mut leaving = Vec::new();
@@ -417,12 +418,12 @@ impl Handler<Connect> for Hub {
                 retry_after: RETRY_AFTER_FULL_SECS,
             });
         }
-        self.history.expire(Instant::now());
+        self.expire_history();
         let head = self.replay(&msg.filters, msg.last_event_id.as_deref());
         let (tx, rx) = mpsc::channel(self.settings.client_buffer);
         let id = ClientId(self.next_client);
         self.next_client += 1;
-        self.index.add(id, &msg.filters);
+        self.index_mut().add(id, &msg.filters);
         self.clients.insert(
             id,
             Client {
@@ -449,22 +450,15 @@ impl Handler<Disconnect> for Hub {
 impl Handler<Publish> for Hub {
     type Result = ();
 
-    fn handle(&mut self, msg: Publish, _: &mut Self::Context) {
-        let now = Instant::now();
-        self.history.expire(now);
-        if let Err(refused) = self.check_ids(&msg.events, msg.batch) {
-            let _ = msg.reply.send(Err(refused));
+    fn handle(&mut self, Publish { mut entries }: Publish, _: &mut Self::Context) {
+        if self.closing {
             return;
         }
-        let mut entries: Vec<Entry> = msg
-            .events
-            .into_iter()
-            .map(|e| self.accept(e, now))
-            .collect();
+        self.expire_history();
         match entries.len() {
             // unwrap: the length was just matched.
-            1 => self.publish_one(entries.pop().unwrap(), msg.reply),
-            _ => self.publish_batch(entries, msg.reply),
+            1 => self.publish_one(entries.pop().unwrap()),
+            _ => self.publish_batch(entries),
         }
     }
 }
@@ -473,10 +467,10 @@ impl Handler<GetStats> for Hub {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
-        self.history.expire(Instant::now());
+        self.expire_history();
         MessageResult(Stats {
             clients: self.clients.len(),
-            topics: self.index.counts().collect(),
+            topics: self.index().counts().collect(),
             published: self.published,
             delivered: self.delivered,
             dropped_slow: self.dropped_slow,
@@ -491,8 +485,9 @@ impl Handler<Shutdown> for Hub {
 
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
         self.closing = true;
-        for (id, client) in self.clients.drain() {
-            self.index.remove(id, &client.filters);
-        }
+        // unwrap: the ledger's users never panic while holding it.
+        self.ledger.lock().unwrap().close();
+        self.clients.clear();
+        *self.index_mut() = TopicIndex::default();
     }
 }
