@@ -51,6 +51,11 @@ pub struct Stats {
     pub uptime_secs: u64,
 }
 
+/// Sent by `GET /readyz`: whether the hub still accepts clients and events.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsReady;
+
 /// Sent once at shutdown: end every stream (each client sees its response finish and
 /// reconnects, to another node if there is one) and refuse new clients.
 #[derive(Message)]

@@ -35,7 +35,7 @@ use crate::topic::{Topic, TopicFilter};
 use history::{Entry, History};
 use index::TopicIndex;
 use ledger::Ledger;
-use messages::{Connect, Disconnect, GetStats, Publish, Shutdown, Stats};
+use messages::{Connect, Disconnect, GetStats, IsReady, Publish, Shutdown, Stats};
 pub use publisher::{Accepted, Publisher};
 pub use subscription::Subscription;
 
@@ -480,6 +480,14 @@ impl Handler<GetStats> for Hub {
     }
 }
 
+impl Handler<IsReady> for Hub {
+    type Result = bool;
+
+    fn handle(&mut self, _: IsReady, _: &mut Self::Context) -> bool {
+        !self.closing
+    }
+}
+
 impl Handler<Shutdown> for Hub {
     type Result = ();
 
@@ -489,5 +497,49 @@ impl Handler<Shutdown> for Hub {
         self.ledger.lock().unwrap().close();
         self.clients.clear();
         *self.index_mut() = TopicIndex::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use actix::Arbiter;
+
+    fn event() -> Event {
+        Event {
+            event: None,
+            data: "x".into(),
+            topics: Box::default(),
+            id: None,
+            retry: None,
+        }
+    }
+
+    #[actix_web::test]
+    async fn after_shutdown_nothing_is_accepted_that_could_be_lost() {
+        let (hub, publisher) = start(
+            Settings::from_config(&Config::default()),
+            &Arbiter::current(),
+        );
+        assert!(hub.send(IsReady).await.unwrap());
+        assert!(publisher.publish(vec![event()], false).is_ok());
+        hub.send(Shutdown).await.unwrap();
+        assert!(!hub.send(IsReady).await.unwrap());
+        let refused = publisher.publish(vec![event()], false).unwrap_err();
+        assert!(
+            matches!(refused, ApiError::Unavailable { .. }),
+            "{refused:?}"
+        );
+        let connect = Connect {
+            filters: Vec::new(),
+            last_event_id: None,
+            closer: None,
+        };
+        let refused = hub.send(connect).await.unwrap().err().unwrap();
+        assert!(
+            matches!(refused, ApiError::Unavailable { .. }),
+            "{refused:?}"
+        );
     }
 }

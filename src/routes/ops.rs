@@ -5,21 +5,21 @@ use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::hub::messages::GetStats;
+use crate::hub::messages::{GetStats, IsReady};
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-/// In memory, the hub is ready as long as it answers.
+/// In memory, ready means the hub answers and is not shutting down.
 pub async fn readyz(hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError> {
-    hub.send(GetStats)
-        .await
-        .map_err(|_| ApiError::Unavailable {
-            reason: "hub: not running",
+    match hub.send(IsReady).await {
+        Ok(true) => Ok(HttpResponse::Ok().content_type("text/plain").body("ready")),
+        _ => Err(ApiError::Unavailable {
+            reason: "hub: not accepting work",
             retry_after: 1,
-        })?;
-    Ok(HttpResponse::Ok().content_type("text/plain").body("ready"))
+        }),
+    }
 }
 
 pub async fn stats(hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError> {

@@ -156,6 +156,13 @@ async fn healthz_answers_ok() {
 }
 
 #[actix_web::test]
+async fn readyz_answers_200_while_serving() {
+    let app = spawn_app().await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+}
+
+#[actix_web::test]
 async fn stopping_ends_every_stream_cleanly() {
     let app = spawn_app().await;
     let mut a = app.subscribe("/events").await;
