@@ -230,14 +230,19 @@ async fn after_a_server_restart_the_page_reconnects_and_warns_that_events_were_m
 // ---- the browser ----------------------------------------------------------------
 
 /// One Chromium session, driven through its own chromedriver.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: Chromedriver,
 }
 
 impl Browser {
     /// Starts chromedriver and Chromium and opens the live page of `app`.
     async fn open(app: &TestApp) -> Self {
+        Self::open_at(app, "/").await
+    }
+
+    /// Starts chromedriver and Chromium and opens `path` (e.g. `/admin.html`) of `app`.
+    pub(crate) async fn open_at(app: &TestApp, path: &str) -> Self {
         let driver = Chromedriver::start().await;
         let capabilities = json!({
             "goog:chromeOptions": {
@@ -259,7 +264,7 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("no Chromium session from {CHROMEDRIVER}: {e}"));
         client
-            .goto(&app.url("/"))
+            .goto(&app.url(path))
             .await
             .expect("the browser opens the page");
         Browser {
@@ -269,7 +274,7 @@ impl Browser {
     }
 
     /// Runs `script` (a function body) in the page and answers what it returns.
-    async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         self.client
             .execute(script, vec![])
             .await
@@ -293,12 +298,12 @@ impl Browser {
         }
     }
 
-    async fn wait_until(&self, what: &str, script: &str) {
+    pub(crate) async fn wait_until(&self, what: &str, script: &str) {
         self.poll(what, script, |v| v == &Value::Bool(true)).await;
     }
 
     /// The `textContent` of the first element matching `css` ("" when there is none).
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let script = format!("return document.querySelector({css:?})?.textContent ?? ''");
         self.js(&script)
             .await
@@ -308,7 +313,12 @@ impl Browser {
     }
 
     /// Waits until the text of `css` passes `test`, and answers it.
-    async fn wait_for(&self, what: &str, css: &str, test: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_for(
+        &self,
+        what: &str,
+        css: &str,
+        test: impl Fn(&str) -> bool,
+    ) -> String {
         let script = format!("return document.querySelector({css:?})?.textContent ?? ''");
         let text = self
             .poll(what, &script, |v| v.as_str().is_some_and(&test))
@@ -316,7 +326,7 @@ impl Browser {
         text.as_str().unwrap_or_default().to_owned()
     }
 
-    async fn wait_for_text(&self, css: &str, expected: &str) {
+    pub(crate) async fn wait_for_text(&self, css: &str, expected: &str) {
         self.wait_for(&format!("{css} reading {expected:?}"), css, |t| {
             t == expected
         })
@@ -324,7 +334,7 @@ impl Browser {
     }
 
     /// The text of `css` if it is rendered (not `hidden`), else `None`.
-    async fn text_if_shown(&self, css: &str) -> Option<String> {
+    pub(crate) async fn text_if_shown(&self, css: &str) -> Option<String> {
         let script = format!(
             "const e = document.querySelector({css:?}); \
              return e && e.checkVisibility() ? e.textContent : null"
@@ -332,7 +342,7 @@ impl Browser {
         self.js(&script).await.as_str().map(str::to_owned)
     }
 
-    async fn count(&self, css: &str) -> u64 {
+    pub(crate) async fn count(&self, css: &str) -> u64 {
         let script = format!("return document.querySelectorAll({css:?}).length");
         self.js(&script).await.as_u64().expect("a count")
     }
@@ -347,18 +357,18 @@ impl Browser {
             .await
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let field = self.client.find(Locator::Css(css)).await.expect(css);
         field.clear().await.expect("the field clears");
         field.send_keys(text).await.expect("the field takes keys");
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let button = self.client.find(Locator::Css(css)).await.expect(css);
         button.click().await.expect("the button clicks");
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         self.client.close().await.expect("the session closes");
     }
 }
