@@ -1,12 +1,13 @@
 //! Building the application: the hub on a thread of its own, the HTTP server with its
 //! routes, and the handle that stops both in order.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 
 use actix::{Addr, Arbiter};
 use actix_files::Files;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
+use socket2::{Domain, Socket, Type};
 
 use crate::config::{Config, ConfigError};
 use crate::hub::messages::Shutdown;
@@ -17,7 +18,9 @@ use crate::{cors, socket};
 /// Pending connections the kernel may queue for us: a burst of thousands of
 /// reconnecting browsers (after a restart, say) must not overflow into SYN retries,
 /// which cost a client a whole second. Linux caps it at `net.core.somaxconn`.
-const LISTEN_BACKLOG: u32 = 4096;
+/// (std's `TcpListener::bind` listens with 128, and actix's `backlog` setting applies
+/// only to sockets actix binds itself, hence [`listen`].)
+const LISTEN_BACKLOG: i32 = 4096;
 
 pub struct Application {
     server: Server,
@@ -50,7 +53,7 @@ impl Application {
     /// failure is a configuration error (SPEC §2: exit 2 naming `server.bind`).
     pub fn build(config: &Config) -> Result<Self, ConfigError> {
         let addr = config.bind_addr();
-        let listener = TcpListener::bind(addr).map_err(|e| ConfigError {
+        let listener = listen(addr).map_err(|e| ConfigError {
             source_name: "server".into(),
             key: "server.bind".into(),
             problem: format!("cannot listen on {addr}: {e}"),
@@ -85,7 +88,6 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .workers(config.worker_count())
-        .backlog(LISTEN_BACKLOG)
         // A client that vanishes mid-stream must be noticed (PERF-NOTES: the default
         // keeps half-closed connections, leaking one descriptor per vanished client).
         .h1_allow_half_closed(false)
@@ -125,4 +127,14 @@ impl Application {
         self.hub_thread.stop();
         result
     }
+}
+
+/// A listening socket as std would make it (address reuse, so a restart need not wait
+/// for old connections' TIME_WAIT), with our backlog.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }

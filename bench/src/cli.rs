@@ -13,7 +13,26 @@ pub struct Cli {
     #[command(flatten)]
     pub common: Common,
     #[command(subcommand)]
-    pub scenario: Scenario,
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    #[command(flatten)]
+    Scenario(Scenario),
+    /// Summarise a results directory written by scripts/bench/compare.sh: markdown
+    /// tables of ssehub against Nchan with ratios and pass/fail per target, and SVG
+    /// charts of the subscriber sweep. Reads only files; the global options are ignored.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Directory holding the `<case>.<target>.json` reports of one compare.sh run.
+    pub results_dir: PathBuf,
+    /// Where to write latency.svg and throughput.svg.
+    #[arg(long, default_value = "docs/bench")]
+    pub svg_dir: PathBuf,
 }
 
 /// Options every scenario takes (they may come before or after the scenario name).
@@ -94,6 +113,11 @@ pub enum Scenario {
         /// How many of the subscribers stop reading right after connecting.
         #[arg(long, default_value_t = 20)]
         stalled: usize,
+        /// Receive buffer of each stalled socket, set before connecting (bytes; 0 =
+        /// kernel default). A small one keeps the kernel from absorbing megabytes per
+        /// stalled client, so their queues overflow without flooding the healthy ones.
+        #[arg(long, default_value_t = 0)]
+        stalled_rcvbuf: u32,
         #[command(flatten)]
         load: LoadArgs,
         /// Wait this long after the drain before probing the stalled connections.
@@ -109,6 +133,11 @@ pub enum Scenario {
         /// Cycles in flight at once.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Cycles run before the "before" sample, so that memory the server keeps once
+        /// it has served some connections (allocator arenas, pools) is in the baseline
+        /// and only growth that continues shows as a difference.
+        #[arg(long, default_value_t = 0)]
+        warmup_cycles: u64,
         /// Wait this long after the last cycle before sampling the server.
         #[arg(long, default_value_t = 2.0)]
         settle_secs: f64,
@@ -246,9 +275,12 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.common.target, Target::Nchan);
-        assert!(
-            matches!(cli.scenario, Scenario::Fanout { ref subs, .. } if subs.subscribers == 10)
-        );
+        assert!(matches!(
+            cli.command,
+            Command::Scenario(Scenario::Fanout { ref subs, .. }) if subs.subscribers == 10
+        ));
         assert!(cli.common.json.is_some());
+        let cli = Cli::try_parse_from(["b", "report", "dir", "--svg-dir", "out"]).unwrap();
+        assert!(matches!(cli.command, Command::Report(ref r) if r.svg_dir.ends_with("out")));
     }
 }

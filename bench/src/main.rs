@@ -4,12 +4,14 @@
 //! from each event's scheduled publish time. See `ssehub-bench --help` and the README
 //! section on benchmarking for the scenarios.
 
+mod churn;
 mod cli;
 mod procstat;
 mod publisher;
 mod report;
 mod scenarios;
 mod sse_client;
+mod summary;
 mod wire;
 
 use std::process::ExitCode;
@@ -17,14 +19,18 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use cli::{Cli, Scenario};
+use cli::{Cli, Command, Scenario};
 
 /// Descriptors kept back for the runtime, stdio, `/proc` reads and the JSON file.
 const FD_RESERVE: u64 = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
+    let outcome = match &cli.command {
+        Command::Scenario(scenario) => run(&cli, scenario),
+        Command::Report(args) => summary::run(args).map_err(Failure::Error),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::TimedOut) => {
             eprintln!(
@@ -51,10 +57,10 @@ impl From<String> for Failure {
     }
 }
 
-fn run(cli: &Cli) -> Result<(), Failure> {
+fn run(cli: &Cli, scenario: &Scenario) -> Result<(), Failure> {
     let endpoint = cli::parse_url(&cli.common.url)?;
     let limit = procstat::raise_fd_limit().map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))?;
-    let needed = sockets_needed(&cli.scenario) + FD_RESERVE;
+    let needed = sockets_needed(scenario) + FD_RESERVE;
     if needed > limit {
         return Err(format!(
             "this run needs about {needed} file descriptors but RLIMIT_NOFILE allows {limit} \
@@ -69,8 +75,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         .map_err(|e| format!("starting the runtime: {e}"))?;
     let ctx = scenarios::Ctx::new(&cli.common, endpoint);
     let limit = Duration::from_secs_f64(cli.common.timeout_secs);
-    let outcome =
-        runtime.block_on(async { tokio::time::timeout(limit, ctx.run(&cli.scenario)).await });
+    let outcome = runtime.block_on(async { tokio::time::timeout(limit, ctx.run(scenario)).await });
     // Do not wait for sockets still being torn down (aborted tasks, slow servers).
     runtime.shutdown_timeout(Duration::from_secs(1));
     let report = outcome.map_err(|_| Failure::TimedOut)??;

@@ -121,6 +121,8 @@ pub struct Connect {
 #[derive(Debug, Serialize)]
 pub struct Churn {
     pub cycles: u64,
+    /// Cycles run before the "before" sample (not in the other figures).
+    pub warmup_cycles: u64,
     pub failed: u64,
     pub cycles_per_sec: f64,
     pub cycle_us: Option<Percentiles>,
@@ -149,6 +151,9 @@ pub struct Server {
     pub cpu_secs: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deliveries_per_cpu_sec: Option<f64>,
+    /// Churn with warm-up: RSS of the server before the warm-up cycles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_kib_fresh: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss_kib_before: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,8 +1,8 @@
 //! The scenarios. Each one samples the server before, opens its connections, runs its
 //! load, samples again and returns a [`Report`]. Every phase has a deadline.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
@@ -10,14 +10,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::sleep;
 
+use crate::churn::run_cycles;
 use crate::cli::{Common, Endpoint, LoadArgs, Scenario, Target};
 use crate::procstat::{Proc, ProcSample};
 use crate::publisher::{PubOutcome, PubRequest, Schedule, publish};
 use crate::report::{self, Percentiles, Report};
-use crate::sse_client::{
-    Probe, SubStats, SubTarget, connect_read_close, new_histogram, open_stalled, probe_stalled,
-    subscribe,
-};
+use crate::sse_client::{Probe, SubStats, SubTarget, open_stalled, probe_stalled, subscribe};
 
 /// How often the generator checks whether a phase is complete.
 const POLL: Duration = Duration::from_millis(5);
@@ -84,24 +82,31 @@ impl Ctx {
         let mut report = self.report(scenario.name());
         self.wait_server_quiet().await;
         match scenario {
-            Scenario::Fanout { subs, load } => {
-                drop(self.fanout(&mut report, subs.subscribers, 0, load).await?)
-            }
+            Scenario::Fanout { subs, load } => drop(
+                self.fanout(&mut report, subs.subscribers, (0, 0), load)
+                    .await?,
+            ),
             Scenario::Slow {
                 subs,
                 stalled,
+                stalled_rcvbuf,
                 load,
                 settle_secs,
             } => {
                 let stalled = (*stalled).min(subs.subscribers);
                 let held = self
-                    .fanout(&mut report, subs.subscribers - stalled, stalled, load)
+                    .fanout(
+                        &mut report,
+                        subs.subscribers - stalled,
+                        (stalled, *stalled_rcvbuf),
+                        load,
+                    )
                     .await?;
                 self.probe_stalled_at_end(&mut report, held, stalled, *settle_secs)
                     .await;
             }
             Scenario::Publish { subscribers, load } => {
-                drop(self.fanout(&mut report, *subscribers, 0, load).await?)
+                drop(self.fanout(&mut report, *subscribers, (0, 0), load).await?)
             }
             Scenario::Idle { subs, settle_secs } => {
                 self.idle(&mut report, subs.subscribers, *settle_secs).await
@@ -110,10 +115,16 @@ impl Ctx {
             Scenario::Churn {
                 cycles,
                 concurrency,
+                warmup_cycles,
                 settle_secs,
             } => {
-                self.churn(&mut report, *cycles, *concurrency, *settle_secs)
-                    .await
+                let args = ChurnArgs {
+                    cycles: *cycles,
+                    warmup_cycles: *warmup_cycles,
+                    concurrency: *concurrency,
+                    settle_secs: *settle_secs,
+                };
+                self.churn(&mut report, args).await
             }
         }
         report.wall_secs = self.epoch.elapsed().as_secs_f64();
@@ -218,14 +229,14 @@ impl Ctx {
         }
     }
 
-    /// fanout / slow / publish: `healthy` reading subscribers plus `stalled` ones that
-    /// never read, then the publishing schedule, then the drain. Returns the connections,
-    /// still open, for the caller to probe or drop.
+    /// fanout / slow / publish: `healthy` reading subscribers plus `stalled.0` ones that
+    /// never read (receive buffer `stalled.1`), then the publishing schedule, then the
+    /// drain. Returns the connections, still open, for the caller to probe or drop.
     async fn fanout(
         &self,
         report: &mut Report,
         healthy: usize,
-        stalled: usize,
+        (stalled, stalled_rcvbuf): (usize, u32),
         load: &LoadArgs,
     ) -> Result<Held, String> {
         let publish_only = matches!(report.scenario, "publish");
@@ -253,7 +264,7 @@ impl Ctx {
         let before = self.sample_server();
         let stats = SubStats::new(self.epoch, events);
         let subscribers = self.open_subscribers(healthy, 0, &stats).await;
-        let stalled_streams = self.open_stalled(healthy, stalled).await;
+        let stalled_streams = self.open_stalled(healthy, stalled, stalled_rcvbuf).await;
         sleep(CONNECTED_SETTLE).await;
         let connected_sample = self.sample_server();
         let connected = stats.connected.load(Relaxed);
@@ -330,14 +341,14 @@ impl Ctx {
     }
 
     /// Opens the stalled subscribers of the slow scenario (ids from `first_idx`).
-    async fn open_stalled(&self, first_idx: usize, n: usize) -> Vec<TcpStream> {
+    async fn open_stalled(&self, first_idx: usize, n: usize, rcvbuf: u32) -> Vec<TcpStream> {
         let gate = Arc::new(Semaphore::new(self.connect_concurrency));
         let mut set = JoinSet::new();
         for idx in first_idx..first_idx + n {
             let (sub, gate) = (self.sub.clone(), gate.clone());
             set.spawn(async move {
                 let _permit = gate.acquire().await;
-                open_stalled(&sub, idx).await
+                open_stalled(&sub, idx, rcvbuf).await
             });
         }
         let mut streams = Vec::with_capacity(n);
@@ -445,78 +456,46 @@ impl Ctx {
         }
     }
 
-    async fn churn(&self, report: &mut Report, cycles: u64, concurrency: usize, settle_secs: f64) {
+    /// churn: optional warm-up cycles, the "before" sample, the measured cycles, then
+    /// `settle_secs` for the server to finish closing before the "after" sample.
+    async fn churn(&self, report: &mut Report, args: ChurnArgs) {
+        let fresh = self.sample_server();
+        let settle = Duration::from_secs_f64(args.settle_secs);
+        if args.warmup_cycles > 0 {
+            run_cycles(self.sub.clone(), args.warmup_cycles, args.concurrency).await;
+            sleep(settle).await;
+        }
         let before = self.sample_server();
         let me_start = Proc::this().cpu_secs();
-        let next = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let latency = Arc::new(Mutex::new(new_histogram()));
-        let first_error = Arc::new(Mutex::new(None::<String>));
-        let started = Instant::now();
-        let mut set = JoinSet::new();
-        for _ in 0..concurrency.max(1) {
-            let (sub, next, failed, latency, first_error) = (
-                self.sub.clone(),
-                next.clone(),
-                failed.clone(),
-                latency.clone(),
-                first_error.clone(),
-            );
-            set.spawn(async move {
-                // Bounded: each pass takes a distinct cycle number below `cycles`.
-                loop {
-                    let i = next.fetch_add(1, Relaxed);
-                    if i >= cycles {
-                        break;
-                    }
-                    let timeout = Duration::from_secs(10);
-                    let result =
-                        tokio::time::timeout(timeout, connect_read_close(&sub, i as usize))
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(format!("no response head within {timeout:?}"))
-                            });
-                    match result {
-                        Ok(took) => {
-                            latency
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .saturating_record(took.as_micros() as u64);
-                        }
-                        Err(e) => {
-                            failed.fetch_add(1, Relaxed);
-                            first_error
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .get_or_insert(e);
-                        }
-                    }
-                }
-            });
-        }
-        while set.join_next().await.is_some() {}
-        let elapsed = started.elapsed().as_secs_f64();
+        let cycles = run_cycles(self.sub.clone(), args.cycles, args.concurrency).await;
         let busy = self.sample_server();
         let me_end = Proc::this().cpu_secs();
-        sleep(Duration::from_secs_f64(settle_secs)).await;
+        sleep(settle).await;
         let after = self.sample_server();
-        let latency = latency.lock().unwrap_or_else(|e| e.into_inner()).clone();
         report.churn = Some(report::Churn {
-            cycles,
-            failed: failed.load(Relaxed),
-            cycles_per_sec: cycles as f64 / elapsed,
-            cycle_us: Percentiles::of(&latency),
-            first_error: first_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            cycles: args.cycles,
+            warmup_cycles: args.warmup_cycles,
+            failed: cycles.failed,
+            cycles_per_sec: args.cycles as f64 / cycles.elapsed.as_secs_f64(),
+            cycle_us: Percentiles::of(&cycles.latency),
+            first_error: cycles.first_error,
         });
         report.generator.cpu_secs = diff(me_end, me_start);
         if let Some(server) = &mut report.server {
             server.cpu_secs = diff(busy.cpu_secs, before.cpu_secs);
             fill_memory(server, &before, &ProcSample::default(), &after, 0);
+            server.rss_kib_fresh = fresh.rss_kib;
         }
     }
+}
+
+/// The churn scenario's options.
+#[derive(Debug, Clone, Copy)]
+struct ChurnArgs {
+    cycles: u64,
+    warmup_cycles: u64,
+    concurrency: usize,
+    settle_secs: f64,
 }
 
 /// Connections a scenario keeps open past its measurement.

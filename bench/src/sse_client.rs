@@ -51,7 +51,11 @@ pub fn unix_micros() -> u64 {
 
 /// Connects from 127.0.0.(2 + idx mod 253) to `addr`.
 pub async fn connect_from(addr: SocketAddrV4, idx: usize) -> io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
+    connect_with(TcpSocket::new_v4()?, addr, idx).await
+}
+
+/// Connects `socket` (options already set) from 127.0.0.(2 + idx mod 253) to `addr`.
+async fn connect_with(socket: TcpSocket, addr: SocketAddrV4, idx: usize) -> io::Result<TcpStream> {
     // Let connect() pick the port for the (source, destination) pair instead of bind()
     // reserving one per source address: far more connections fit per source address.
     let one: libc::c_int = 1;
@@ -363,8 +367,18 @@ pub async fn subscribe(
 }
 
 /// Connects and sends the subscribe request, then never reads: a stalled client.
-pub async fn open_stalled(target: &SubTarget, idx: usize) -> io::Result<TcpStream> {
-    let mut stream = connect_from(target.addr, idx).await?;
+///
+/// `rcvbuf` (bytes, 0 = kernel default) caps the receive buffer before the handshake,
+/// so the window the client advertises stays small. On loopback a non-reading socket
+/// otherwise soaks up ~4 MB (the server's send buffer grows to `tcp_wmem` max), and
+/// overflowing that for every stalled client means gigabytes for the healthy ones; a
+/// small window keeps the server's send buffer small, as a slow mobile link would.
+pub async fn open_stalled(target: &SubTarget, idx: usize, rcvbuf: u32) -> io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    if rcvbuf > 0 {
+        socket.set_recv_buffer_size(rcvbuf)?;
+    }
+    let mut stream = connect_with(socket, target.addr, idx).await?;
     stream.write_all(&target.request).await?;
     Ok(stream)
 }
