@@ -43,6 +43,16 @@ impl ApiError {
     }
 }
 
+/// The hub's mailbox is closed only while the process stops.
+impl From<actix::MailboxError> for ApiError {
+    fn from(_: actix::MailboxError) -> Self {
+        Self::Unavailable {
+            reason: "shutting down",
+            retry_after: 1,
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {

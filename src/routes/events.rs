@@ -31,13 +31,7 @@ pub async fn subscribe(
         last_event_id,
         closer,
     };
-    let subscription = hub
-        .send(connect)
-        .await
-        .map_err(|_| ApiError::Unavailable {
-            reason: "shutting down",
-            retry_after: 1,
-        })??;
+    let subscription = hub.send(connect).await??;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))

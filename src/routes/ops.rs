@@ -23,12 +23,6 @@ pub async fn readyz(hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError>
 }
 
 pub async fn stats(hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError> {
-    let stats = hub
-        .send(GetStats)
-        .await
-        .map_err(|_| ApiError::Unavailable {
-            reason: "hub: not running",
-            retry_after: 1,
-        })?;
+    let stats = hub.send(GetStats).await?;
     Ok(HttpResponse::Ok().json(stats))
 }
