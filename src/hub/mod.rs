@@ -217,9 +217,9 @@ impl Hub {
         head.freeze()
     }
 
-    /// Starts a new event: returns its `seq` and, unless it is a global broadcast,
-    /// collects into `scratch`, once each, the clients its topics reach.
-    fn next_event(&mut self, topics: &[Topic]) -> u64 {
+    /// Starts a new event (a new `seq`) and, unless it is a global broadcast, collects
+    /// into `scratch`, once each, the clients its topics reach.
+    fn next_event(&mut self, topics: &[Topic]) {
         self.seq += 1;
         let seq = self.seq;
         self.scratch.clear();
@@ -236,30 +236,34 @@ impl Hub {
                 }
             });
         }
-        seq
     }
 
     /// Fans one event out, then keeps it.
     fn publish_one(&mut self, entry: Entry) {
-        let global = entry.topics.is_empty();
         self.next_event(&entry.topics);
         self.published += 1;
+        self.fan_out(&entry.frame, entry.topics.is_empty());
+        self.remember([entry]);
+    }
+
+    /// Queues `frame` for every client when `global`, else for those `next_event`
+    /// collected; clients whose queue is full are dropped.
+    fn fan_out(&mut self, frame: &Bytes, global: bool) {
         let mut leaving = Vec::new();
         let mut sent = 0;
         if global {
             for (&id, client) in &mut self.clients {
-                sent += offer(id, client, &entry.frame, self.seq, &mut leaving);
+                sent += offer(id, client, frame, self.seq, &mut leaving);
             }
         } else {
             for &id in &self.scratch {
                 if let Some(client) = self.clients.get_mut(&id) {
-                    sent += offer(id, client, &entry.frame, self.seq, &mut leaving);
+                    sent += offer(id, client, frame, self.seq, &mut leaving);
                 }
             }
         }
         self.delivered += sent;
         self.remove_all(leaving);
-        self.remember([entry]);
     }
 
     /// Publishes a batch: each client gets one queue item holding, in order, the
@@ -328,16 +332,9 @@ impl Hub {
             id: None,
             retry: None,
         };
-        let frame = sse::encode_body(&event);
         self.next_event(&event.topics);
         self.published += 1;
-        let mut leaving = Vec::new();
-        for &id in &self.scratch {
-            if let Some(client) = self.clients.get_mut(&id) {
-                self.delivered += offer(id, client, &frame, self.seq, &mut leaving);
-            }
-        }
-        self.remove_all(leaving);
+        self.fan_out(&sse::encode_body(&event), false);
     }
 
     /// Sends a comment to every client that was sent nothing since the last round.
