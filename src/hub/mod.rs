@@ -193,28 +193,24 @@ impl Hub {
         }
     }
 
-    /// The first bytes of a new stream: the preamble, then every held event after
+    /// The first items of a new stream: the preamble, then every held event after
     /// `last_event_id` that the filters match, or a `hub.gap` if that id is not held.
-    fn replay(&self, filters: &[TopicFilter], last_event_id: Option<&str>) -> Bytes {
+    /// Replayed events are the history's own shared frames, so replaying the whole
+    /// history to many clients at once costs pointers, not copies.
+    fn replay(&self, filters: &[TopicFilter], last_event_id: Option<&str>) -> Vec<Bytes> {
+        let mut head = vec![self.preamble.clone()];
         let Some(asked) = last_event_id else {
-            return self.preamble.clone();
+            return head;
         };
-        let mut head = BytesMut::from(&self.preamble[..]);
-        let later: Box<dyn Iterator<Item = &Entry>> = if asked == EARLIEST {
-            Box::new(self.history.all())
+        let matching = |e: &&Entry| wants(filters, &e.topics);
+        if asked == EARLIEST {
+            head.extend(self.history.all().filter(matching).map(|e| e.frame.clone()));
+        } else if let Some(later) = self.history.after(asked) {
+            head.extend(later.filter(matching).map(|e| e.frame.clone()));
         } else {
-            match self.history.after(asked) {
-                Some(later) => Box::new(later),
-                None => {
-                    head.extend_from_slice(&sse::gap(self.history.newest_id(), asked));
-                    return head.freeze();
-                }
-            }
-        };
-        for entry in later.filter(|e| wants(filters, &e.topics)) {
-            head.extend_from_slice(&entry.frame);
+            head.push(sse::gap(self.history.newest_id(), asked));
         }
-        head.freeze()
+        head
     }
 
     /// Starts a new event (a new `seq`) and, unless it is a global broadcast, collects

@@ -15,8 +15,9 @@ use super::{ClientId, Hub};
 /// the sender (slow client, shutdown) or the connection goes away.
 pub struct Subscription {
     id: ClientId,
-    /// Written before the queue and not counted against `client_buffer` (SPEC §1).
-    head: Option<Bytes>,
+    /// Written before the queue and not counted against `client_buffer` (SPEC §1);
+    /// `None` once written, so an idle stream keeps no buffer for it.
+    head: Option<std::vec::IntoIter<Bytes>>,
     rx: mpsc::Receiver<Bytes>,
     hub: Addr<Hub>,
 }
@@ -24,13 +25,13 @@ pub struct Subscription {
 impl Subscription {
     pub(super) fn new(
         id: ClientId,
-        head: Bytes,
+        head: Vec<Bytes>,
         rx: mpsc::Receiver<Bytes>,
         hub: Addr<Hub>,
     ) -> Self {
         Self {
             id,
-            head: Some(head),
+            head: Some(head.into_iter()),
             rx,
             hub,
         }
@@ -41,8 +42,11 @@ impl Stream for Subscription {
     type Item = Result<Bytes, std::convert::Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if let Some(head) = self.head.take() {
-            return Poll::Ready(Some(Ok(head)));
+        if let Some(head) = &mut self.head {
+            if let Some(item) = head.next() {
+                return Poll::Ready(Some(Ok(item)));
+            }
+            self.head = None;
         }
         // actix-http keeps polling while its write buffer has room, so several queued
         // items leave in one write without our concatenating them.
