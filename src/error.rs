@@ -14,6 +14,9 @@ pub enum ApiError {
     /// 400: malformed input, or a field that breaks a rule of SPEC §3/§4.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// 403: a client not allowed to publish.
+    #[error("Authorization: {reason}")]
+    Forbidden { reason: &'static str },
     /// 409: an event id that the history (or the same batch) already holds.
     #[error("{field}: {reason}")]
     Conflict { field: String, reason: String },
@@ -57,6 +60,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -17,6 +17,13 @@ pub async fn publish(
     publisher: web::Data<Publisher>,
     max_body: web::Data<MaxBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // No token can be configured yet (SPEC §7 comes later), so publishing is open only
+    // to this machine, as SPEC §7 asks when neither a token nor a JWT secret is set.
+    if !req.peer_addr().is_some_and(|peer| peer.ip().is_loopback()) {
+        return Err(ApiError::Forbidden {
+            reason: "without publish_token, only loopback clients may publish",
+        });
+    }
     let is_json = req
         .mime_type()
         .ok()
@@ -42,4 +49,52 @@ pub async fn publish(
         json!({"success": true, "id": accepted.ids[0], "receivers": accepted.receivers})
     };
     Ok(HttpResponse::Ok().json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{self, Settings};
+    use actix_web::FromRequest;
+    use actix_web::body::to_bytes;
+    use actix_web::test::TestRequest;
+
+    async fn post_from(peer: &str) -> (u16, String) {
+        let config = crate::config::Config::default();
+        let (_, publisher) = hub::start(Settings::from_config(&config), &actix::Arbiter::current());
+        let (req, mut payload) = TestRequest::post()
+            .peer_addr(peer.parse().unwrap())
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(r#"{"payload": 1}"#)
+            .to_http_parts();
+        let body = web::Payload::from_request(&req, &mut payload)
+            .await
+            .unwrap();
+        let result = publish(
+            req,
+            body,
+            web::Data::new(publisher),
+            web::Data::new(MaxBody(1024)),
+        )
+        .await;
+        let response = match result {
+            Ok(response) => response,
+            Err(refusal) => actix_web::ResponseError::error_response(&refusal),
+        };
+        let status = response.status().as_u16();
+        let body = to_bytes(response.into_body()).await.unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[actix_web::test]
+    async fn without_a_token_only_loopback_clients_may_publish() {
+        assert_eq!(post_from("127.0.0.1:5000").await.0, 200);
+        assert_eq!(post_from("[::1]:5000").await.0, 200);
+        let (status, body) = post_from("192.0.2.7:5000").await;
+        assert_eq!(status, 403);
+        assert!(
+            body.contains("\"error\":\"Authorization: without publish_token"),
+            "{body}"
+        );
+    }
 }
