@@ -46,13 +46,20 @@ impl ApiError {
     }
 }
 
-/// The hub's mailbox is closed only while the process stops.
-impl From<actix::MailboxError> for ApiError {
-    fn from(_: actix::MailboxError) -> Self {
+impl ApiError {
+    /// 503 while the server stops: come back in a second, to this node or another.
+    pub fn shutting_down() -> Self {
         Self::Unavailable {
             reason: "shutting down",
             retry_after: 1,
         }
+    }
+}
+
+/// The hub's mailbox is closed only while the process stops.
+impl From<actix::MailboxError> for ApiError {
+    fn from(_: actix::MailboxError) -> Self {
+        Self::shutting_down()
     }
 }
 

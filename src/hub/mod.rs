@@ -18,6 +18,7 @@ mod publisher;
 mod subscription;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,7 @@ use crate::topic::{Topic, TopicFilter};
 
 use history::{Entry, History};
 use index::TopicIndex;
-use ledger::Ledger;
+use ledger::{Ledger, Retention};
 use messages::{Connect, Disconnect, GetStats, IsReady, Publish, Shutdown, Stats};
 pub use publisher::{Accepted, Publisher};
 pub use subscription::Subscription;
@@ -107,6 +108,8 @@ pub struct Hub {
     history: History,
     /// Ids accepted and not yet evicted; the hub releases what it evicts.
     ledger: Arc<Mutex<Ledger>>,
+    /// `Publish` messages not yet handled; see [`publisher::MAX_PENDING_PUBLISHES`].
+    pending: Arc<AtomicUsize>,
     next_client: u64,
     /// Counts events fanned out; see `Client::mark`.
     seq: u64,
@@ -127,7 +130,11 @@ pub struct Hub {
 pub fn start(settings: Settings, thread: &ArbiterHandle) -> (Addr<Hub>, Publisher) {
     let index = Arc::new(RwLock::new(TopicIndex::default()));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let history_size = settings.history_size;
+    let pending = Arc::new(AtomicUsize::new(0));
+    let retention = Retention {
+        size: settings.history_size,
+        ttl: settings.history_ttl,
+    };
     let hub = Hub {
         preamble: sse::preamble(settings.retry_ms),
         history: History::new(settings.history_size, settings.history_ttl),
@@ -135,6 +142,7 @@ pub fn start(settings: Settings, thread: &ArbiterHandle) -> (Addr<Hub>, Publishe
         clients: HashMap::new(),
         index: index.clone(),
         ledger: ledger.clone(),
+        pending: pending.clone(),
         next_client: 0,
         seq: 0,
         seq_at_heartbeat: 0,
@@ -150,7 +158,8 @@ pub fn start(settings: Settings, thread: &ArbiterHandle) -> (Addr<Hub>, Publishe
         hub: hub.clone(),
         ledger,
         index,
-        history_size,
+        pending,
+        retention,
     };
     (hub, publisher)
 }
@@ -389,6 +398,10 @@ impl Actor for Hub {
         // arrive in bursts of thousands; the mailbox must not be what limits them.
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         ctx.run_interval(self.settings.heartbeat, |hub, _| hub.heartbeat());
+        if self.settings.history_ttl.is_some() {
+            // Frees expired events' memory even when nothing else reaches the hub.
+            ctx.run_interval(Duration::from_secs(1), |hub, _| hub.expire_history());
+        }
         if let Some(every) = self.settings.clock {
             ctx.run_interval(every, |hub, _| hub.tick_clock());
         }
@@ -400,10 +413,7 @@ impl Handler<Connect> for Hub {
 
     fn handle(&mut self, msg: Connect, ctx: &mut Self::Context) -> Self::Result {
         if self.closing {
-            return Err(ApiError::Unavailable {
-                reason: "shutting down",
-                retry_after: 1,
-            });
+            return Err(ApiError::shutting_down());
         }
         if self.clients.len() >= self.settings.max_clients {
             return Err(ApiError::Unavailable {
@@ -444,6 +454,7 @@ impl Handler<Publish> for Hub {
     type Result = ();
 
     fn handle(&mut self, Publish { mut entries }: Publish, _: &mut Self::Context) {
+        self.pending.fetch_sub(1, Ordering::Relaxed);
         if self.closing {
             return;
         }
@@ -507,6 +518,29 @@ mod tests {
             id: None,
             retry: None,
         }
+    }
+
+    #[actix_web::test]
+    async fn publishes_beyond_what_the_hub_has_pending_are_refused_not_queued() {
+        // The hub runs on this test's thread, so it handles nothing until we await.
+        let (hub, publisher) = start(
+            Settings::from_config(&Config::default()),
+            &Arbiter::current(),
+        );
+        for _ in 0..publisher::MAX_PENDING_PUBLISHES {
+            publisher.publish(vec![event()], false).unwrap();
+        }
+        let refused = publisher.publish(vec![event()], false).unwrap_err();
+        assert!(
+            matches!(refused, ApiError::Unavailable { .. }),
+            "{refused:?}"
+        );
+        let stats = hub.send(GetStats).await.unwrap();
+        assert_eq!(stats.published, publisher::MAX_PENDING_PUBLISHES as u64);
+        assert!(
+            publisher.publish(vec![event()], false).is_ok(),
+            "accepted again once handled"
+        );
     }
 
     #[actix_web::test]
