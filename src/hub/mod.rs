@@ -272,34 +272,55 @@ impl Hub {
     }
 
     /// Publishes a batch: each client gets one queue item holding, in order, the
-    /// events that match it. Clients that match the same events share one buffer.
+    /// events that match it, and clients that match the same events share one buffer.
+    /// Which events a client gets is a bitset over the batch (128 bytes for 1000
+    /// events), kept only for clients that topic events reach; global events go to
+    /// everyone without being listed per client. So a batch costs memory in proportion
+    /// to the clients it reaches, not to clients × events.
     fn publish_batch(&mut self, entries: Vec<Entry>) {
-        let mut wanted: Vec<(ClientId, u32)> = Vec::new();
+        let words = entries.len().div_ceil(64);
+        let mut everyone = vec![0u64; words];
+        let mut picks: HashMap<ClientId, Vec<u64>> = HashMap::new();
         for (i, entry) in entries.iter().enumerate() {
             self.next_event(&entry.topics);
+            let bit = (i / 64, 1u64 << (i % 64));
             if entry.topics.is_empty() {
-                wanted.extend(self.clients.keys().map(|&id| (id, i as u32)));
-            } else {
-                wanted.extend(self.scratch.iter().map(|&id| (id, i as u32)));
+                everyone[bit.0] |= bit.1;
+            }
+            for &id in &self.scratch {
+                picks.entry(id).or_insert_with(|| vec![0; words])[bit.0] |= bit.1;
             }
         }
         self.published += entries.len() as u64;
-        wanted.sort_unstable();
-        let mut chunks: HashMap<Vec<u32>, Bytes> = HashMap::new();
-        let mut leaving = Vec::new();
-        for group in wanted.chunk_by(|a, b| a.0 == b.0) {
-            let id = group[0].0;
-            let picks: Vec<u32> = group.iter().map(|&(_, i)| i).collect();
-            let chunk = chunks.entry(picks).or_insert_with_key(|picks| {
-                let mut chunk = BytesMut::new();
-                for &i in picks {
-                    chunk.extend_from_slice(&entries[i as usize].frame);
+
+        let mut chunks: HashMap<Vec<u64>, (Bytes, u64)> = HashMap::new();
+        let chunk = |bits: &Vec<u64>| {
+            let mut chunk = BytesMut::new();
+            let mut count = 0;
+            for (i, entry) in entries.iter().enumerate() {
+                if bits[i / 64] & (1 << (i % 64)) != 0 {
+                    chunk.extend_from_slice(&entry.frame);
+                    count += 1;
                 }
-                chunk.freeze()
-            });
+            }
+            (chunk.freeze(), count)
+        };
+        let mut leaving = Vec::new();
+        if everyone.iter().any(|&w| w != 0) {
+            let (frame, count) = chunk(&everyone);
+            for (&id, client) in &mut self.clients {
+                if !picks.contains_key(&id) {
+                    let sent = offer(id, client, &frame, self.seq, &mut leaving);
+                    self.delivered += sent * count;
+                }
+            }
+        }
+        for (id, mut bits) in picks {
+            bits.iter_mut().zip(&everyone).for_each(|(w, e)| *w |= e);
+            let (frame, count) = chunks.entry(bits).or_insert_with_key(|bits| chunk(bits));
             if let Some(client) = self.clients.get_mut(&id) {
-                let sent = offer(id, client, chunk, self.seq, &mut leaving);
-                self.delivered += sent * group.len() as u64;
+                let sent = offer(id, client, frame, self.seq, &mut leaving);
+                self.delivered += sent * *count;
             }
         }
         self.remove_all(leaving);

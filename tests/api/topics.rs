@@ -77,6 +77,13 @@ async fn a_batch_gives_each_client_its_matching_events_in_order() {
     .await;
     assert_eq!(a.next_data(4).await, ["a1", "g", "ab", "a2"]);
     assert_eq!(b.next_data(3).await, ["b1", "g", "ab"]);
+    let mut global_only = app.subscribe("/events").await;
+    app.publish(json!([{"data": "g1"}, {"topic": "a", "data": "a3"}, {"data": "g2"}]))
+        .await;
+    assert_eq!(global_only.next_data(2).await, ["g1", "g2"]);
+    assert_eq!(a.next_data(3).await, ["g1", "a3", "g2"]);
+    assert_eq!(b.next_data(2).await, ["g1", "g2"]);
+    assert_eq!(app.stats().await["delivered"], 4 + 3 + 2 + 3 + 2);
 }
 
 #[actix_web::test]
