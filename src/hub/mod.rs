@@ -44,6 +44,10 @@ pub use subscription::Subscription;
 /// connects (actix's default is 16).
 const MAILBOX_CAPACITY: usize = 65_536;
 
+/// How long streams get to finish cleanly at shutdown before the connections of
+/// clients still not done are reset.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 /// Seconds a client refused for capacity is asked to wait (`Retry-After`).
 const RETRY_AFTER_FULL_SECS: u64 = 5;
 
@@ -516,12 +520,20 @@ impl Handler<IsReady> for Hub {
 impl Handler<Shutdown> for Hub {
     type Result = ();
 
-    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         self.closing = true;
         // unwrap: the ledger's users never panic while holding it.
         self.ledger.lock().unwrap().close();
-        self.clients.clear();
         *self.index_mut() = TopicIndex::default();
+        // Dropping the senders ends every stream. A client that is not reading never
+        // lets its stream finish (its socket never becomes writable), so whoever is
+        // still connected after a grace period has their connection reset; a closer
+        // whose stream has ended does nothing.
+        let closers: Vec<SocketCloser> =
+            self.clients.drain().filter_map(|(_, c)| c.closer).collect();
+        ctx.run_later(SHUTDOWN_GRACE, move |_, _| {
+            closers.into_iter().for_each(SocketCloser::close);
+        });
     }
 }
 

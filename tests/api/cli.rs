@@ -85,33 +85,7 @@ fn sigterm_ends_every_stream_and_exits_0_within_the_shutdown_timeout() {
         "run",
         "[server]\nshutdown_timeout_secs = 3\n[sse]\nheartbeat_secs = 60\n",
     );
-    let mut server = ssehub()
-        .arg("--config")
-        .arg(&config)
-        .args(["--bind", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The start-up line names the port it got.
-    let mut log = BufReader::new(server.stderr.take().unwrap());
-    let port = loop {
-        let mut line = String::new();
-        assert!(
-            log.read_line(&mut line).unwrap() > 0,
-            "the server exited early"
-        );
-        if let Some(rest) = line.split("listening on port ").nth(1) {
-            break rest
-                .split(':')
-                .next()
-                .unwrap()
-                .trim()
-                .parse::<u16>()
-                .unwrap();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    let (mut server, port) = start_server(&config);
 
     // Two raw subscribers; each reads until the server ends its stream.
     let readers: Vec<_> = (0..2)
@@ -164,4 +138,87 @@ fn sigterm_ends_every_stream_and_exits_0_within_the_shutdown_timeout() {
         // A clean end of a chunked response: the terminating zero-length chunk.
         assert!(rest.ends_with("0\r\n\r\n"), "{rest:?}");
     }
+}
+
+/// Starts the binary on a free port; answers it and the port its start-up line names.
+fn start_server(config: &std::path::Path) -> (std::process::Child, u16) {
+    let mut server = ssehub()
+        .arg("--config")
+        .arg(config)
+        .args(["--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(server.stderr.take().unwrap());
+    let port = loop {
+        let mut line = String::new();
+        assert!(
+            log.read_line(&mut line).unwrap() > 0,
+            "the server exited early"
+        );
+        if let Some(rest) = line.split("listening on port ").nth(1) {
+            break rest
+                .split(':')
+                .next()
+                .unwrap()
+                .trim()
+                .parse::<u16>()
+                .unwrap();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    (server, port)
+}
+
+/// `POST /broadcast` over a plain socket (these tests have no async runtime).
+fn publish(port: u16, body: &str) {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request = format!(
+        "POST /broadcast HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn a_subscriber_that_stopped_reading_does_not_hold_up_shutdown() {
+    let config = write_config("stuck", "[server]\nshutdown_timeout_secs = 30\n");
+    let (mut server, port) = start_server(&config);
+    let mut stuck = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut stuck, b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    // Enough to fill its socket buffers, so its stream cannot finish by itself.
+    let data = "x".repeat(64 * 1024);
+    for _ in 0..24 {
+        publish(port, &format!("{{\"data\": \"{data}\"}}"));
+    }
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = server.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30) + PATIENCE,
+            "did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(0));
+    // Far sooner than the 30 s the server would wait for a clean end.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stuck);
 }
