@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
+/// Queue items per client at most: far beyond any useful burst tolerance, and well
+/// inside what a bounded channel can be asked for.
+const MAX_CLIENT_BUFFER: usize = 1_000_000;
+
 /// Prefix of the environment variables that override config keys.
 const ENV_PREFIX: &str = "SSEHUB";
 
@@ -238,6 +242,12 @@ impl Config {
         ];
         if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err((key, "must be at least 1".into()));
+        }
+        if self.sse.client_buffer > MAX_CLIENT_BUFFER {
+            return Err((
+                "sse.client_buffer",
+                format!("must be at most {MAX_CLIENT_BUFFER}"),
+            ));
         }
         // Features of later SPEC sections are refused rather than silently ignored:
         // a token that is accepted but not enforced would be worse than an error.
@@ -485,6 +495,8 @@ mod tests {
             ("--bind", "server.bind")
         );
         let err = load("[sse]\nclient_buffer = 0\n", &[], None).unwrap_err();
+        assert_eq!(err.key, "sse.client_buffer");
+        let err = load("[sse]\nclient_buffer = 1000001\n", &[], None).unwrap_err();
         assert_eq!(err.key, "sse.client_buffer");
         let err = load("[auth]\npublish_token = \"s3cret\"\n", &[], None).unwrap_err();
         assert_eq!(err.key, "auth.publish_token");

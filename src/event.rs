@@ -86,8 +86,10 @@ fn parse_event(mut object: Map<String, Value>, at: &str) -> Result<Event, ApiErr
     if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(invalid(unknown, "unknown field".into()));
     }
-    // `null` means absent for every field except `payload`, where it is the value.
+    // `null` means absent for `event`, `topic`, `topics`, `id` and `retry` (SPEC §4);
+    // for `payload` it is the value, and `data` must be a string.
     let payload = object.remove("payload");
+    let data = object.remove("data");
     let mut take = |field: &str| object.remove(field).filter(|v| !v.is_null());
 
     let event = take("event")
@@ -103,7 +105,7 @@ fn parse_event(mut object: Map<String, Value>, at: &str) -> Result<Event, ApiErr
         })
         .transpose()?;
 
-    let data = match (payload, take("data")) {
+    let data = match (payload, data) {
         (Some(payload), None) => payload.to_string().into(),
         (None, Some(Value::String(text))) => text.into(),
         (None, Some(_)) => return Err(invalid("data", "must be a string".into())),
@@ -234,6 +236,16 @@ mod tests {
     }
 
     #[test]
+    fn numbers_keep_every_digit() {
+        let body = br#"{"payload": {"n": 12345678901234567890123, "f": 0.1000000000000000055511}}"#;
+        let events = parse_body(body).unwrap().events;
+        assert_eq!(
+            &*events[0].data,
+            r#"{"n":12345678901234567890123,"f":0.1000000000000000055511}"#
+        );
+    }
+
+    #[test]
     fn null_means_absent_except_for_payload() {
         let events = parse(json!({
             "event": null, "payload": null, "topic": null, "topics": null,
@@ -264,10 +276,8 @@ mod tests {
             (json!({"payload": 1, "data": "x"}), "payload: give either"),
             (json!({}), "payload: payload or data is required"),
             (json!({"data": 5}), "data: must be a string"),
-            (
-                json!({"data": null}),
-                "payload: payload or data is required",
-            ),
+            (json!({"data": null}), "data: must be a string"),
+            (json!({"payload": 1, "data": null}), "payload: give either"),
             (
                 json!({"payload": 1, "topic": "a", "topics": ["b"]}),
                 "topics: give either",

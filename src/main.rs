@@ -35,9 +35,24 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     actix_web::rt::System::new().block_on(async move {
+        let signalled = match ssehub::shutdown::listen() {
+            Ok(signalled) => signalled,
+            Err(e) => {
+                log::error!("cannot listen for signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let app = match Application::build(&config) {
             Ok(app) => app,
-            Err(e) => return fail(&e),
+            Err(mut e) => {
+                // Name where the address came from, as for every other bad value.
+                e.source_name = match (&cli.bind, std::env::var(BIND_VAR)) {
+                    (Some(_), _) => "--bind".into(),
+                    (None, Ok(_)) => BIND_VAR.into(),
+                    (None, Err(_)) => path.display().to_string(),
+                };
+                return fail(&e);
+            }
         };
         log::info!(
             "ssehub listening on port {}: {}",
@@ -46,10 +61,8 @@ fn main() -> ExitCode {
         );
         let stopper = app.stopper();
         actix_web::rt::spawn(async move {
-            match ssehub::shutdown::signalled().await {
-                Ok(()) => stopper.stop().await,
-                Err(e) => log::error!("cannot listen for signals: {e}"),
-            }
+            signalled.await;
+            stopper.stop().await;
         });
         match app.run_until_stopped().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -60,6 +73,9 @@ fn main() -> ExitCode {
         }
     })
 }
+
+/// The environment variable that sets `server.bind`.
+const BIND_VAR: &str = "SSEHUB_SERVER_BIND";
 
 /// One line naming the file, the key and the problem; exit status 2 (SPEC §2).
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {

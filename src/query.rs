@@ -1,21 +1,19 @@
 //! A strict reader of `application/x-www-form-urlencoded` query strings.
 //!
-//! `GET /events` repeats `topic`, and a malformed escape must be refused (SPEC §3)
-//! rather than passed on as literal text, which is what lenient decoders do.
+//! `GET /events` repeats `topic`, and a malformed escape in a parameter it reads must
+//! be refused (SPEC §3) rather than passed on as literal text, which is what lenient
+//! decoders do. Parameters it does not read (cache-busters) are not decoded at all.
 
-/// The query's `(name, value)` pairs in order, decoded; `+` is a space.
-pub fn parse(query: &str) -> Result<Vec<(String, String)>, String> {
+/// The query's `(name, value)` pairs in order, still encoded.
+pub fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((decode(name)?, decode(value)?))
-        })
-        .collect()
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
-fn decode(text: &str) -> Result<String, String> {
+/// Percent-decodes one name or value; `+` is a space.
+pub fn decode(text: &str) -> Result<String, String> {
     let mut bytes = Vec::with_capacity(text.len());
     let mut rest = text.as_bytes();
     while let Some((&b, tail)) = rest.split_first() {
@@ -41,6 +39,12 @@ fn decode(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(query: &str) -> Result<Vec<(String, String)>, String> {
+        pairs(query)
+            .map(|(n, v)| Ok((decode(n)?, decode(v)?)))
+            .collect()
+    }
 
     #[test]
     fn repeated_names_keep_their_order_and_escapes_decode() {

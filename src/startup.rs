@@ -50,11 +50,12 @@ impl Stopper {
 
 impl Application {
     /// Binds the listener and starts the hub; the server runs once awaited. A bind
-    /// failure is a configuration error (SPEC §2: exit 2 naming `server.bind`).
+    /// failure is a configuration error (SPEC §2: exit 2 naming `server.bind`); its
+    /// `source_name` is left for the caller, who knows where the address came from.
     pub fn build(config: &Config) -> Result<Self, ConfigError> {
         let addr = config.bind_addr();
         let listener = listen(addr).map_err(|e| ConfigError {
-            source_name: "server".into(),
+            source_name: String::new(),
             key: "server.bind".into(),
             problem: format!("cannot listen on {addr}: {e}"),
         })?;
@@ -96,7 +97,7 @@ impl Application {
         .shutdown_timeout(config.server.shutdown_timeout_secs)
         .listen(listener)
         .map_err(|e| ConfigError {
-            source_name: "server".into(),
+            source_name: String::new(),
             key: "server.bind".into(),
             problem: format!("cannot serve on {addr}: {e}"),
         })?

@@ -19,7 +19,11 @@ pub async fn publish(
 ) -> Result<HttpResponse, ApiError> {
     // No token can be configured yet (SPEC §7 comes later), so publishing is open only
     // to this machine, as SPEC §7 asks when neither a token nor a JWT secret is set.
-    if !req.peer_addr().is_some_and(|peer| peer.ip().is_loopback()) {
+    // to_canonical: an IPv4 peer on a dual-stack socket shows as ::ffff:127.0.0.1.
+    if !req
+        .peer_addr()
+        .is_some_and(|peer| peer.ip().to_canonical().is_loopback())
+    {
         return Err(ApiError::Forbidden {
             reason: "without publish_token, only loopback clients may publish",
         });
@@ -90,6 +94,7 @@ mod tests {
     async fn without_a_token_only_loopback_clients_may_publish() {
         assert_eq!(post_from("127.0.0.1:5000").await.0, 200);
         assert_eq!(post_from("[::1]:5000").await.0, 200);
+        assert_eq!(post_from("[::ffff:127.0.0.1]:5000").await.0, 200);
         let (status, body) = post_from("192.0.2.7:5000").await;
         assert_eq!(status, 403);
         assert!(

@@ -50,9 +50,13 @@ pub async fn subscribe(
 fn read_request(req: &HttpRequest) -> Result<(Vec<TopicFilter>, Option<String>), ApiError> {
     let mut filters: Vec<TopicFilter> = Vec::new();
     let mut last_event_id = None;
-    let pairs = query::parse(req.query_string()).map_err(|e| ApiError::invalid("query", e))?;
     let mut topics = 0;
-    for (name, value) in pairs {
+    for (name, value) in query::pairs(req.query_string()) {
+        // A name we cannot decode is not one we read: ignored like any other.
+        let Ok(name) = query::decode(name) else {
+            continue;
+        };
+        let value = || query::decode(value).map_err(|e| ApiError::invalid(name.clone(), e));
         match name.as_str() {
             "topic" => {
                 topics += 1;
@@ -62,13 +66,19 @@ fn read_request(req: &HttpRequest) -> Result<(Vec<TopicFilter>, Option<String>),
                         format!("at most {MAX_TOPICS} topics per subscription"),
                     ));
                 }
+                let value = value()?;
                 let filter = TopicFilter::parse(&value)
                     .map_err(|reason| ApiError::invalid("topic", format!("{value:?} {reason}")))?;
                 if !filters.contains(&filter) {
                     filters.push(filter);
                 }
             }
-            "lastEventId" if !value.is_empty() => last_event_id = Some(value),
+            "lastEventId" => {
+                let value = value()?;
+                if !value.is_empty() {
+                    last_event_id = Some(value);
+                }
+            }
             _ => {}
         }
     }
@@ -105,7 +115,7 @@ mod tests {
     #[test]
     fn the_header_wins_and_repeated_topics_count_once() {
         let req = TestRequest::get()
-            .uri("/events?topic=a&topic=a&topic=b.*&lastEventId=q&_=123")
+            .uri("/events?topic=a&topic=a&topic=b.*&lastEventId=q&_=%zz&%zz=1")
             .insert_header(("Last-Event-ID", "h"))
             .to_http_request();
         let (filters, last) = read_request(&req).unwrap();

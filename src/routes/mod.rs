@@ -20,9 +20,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(broadcast::publish))
             .default_service(web::to(method_not_allowed)),
     )
-    .route("/healthz", web::get().to(ops::healthz))
-    .route("/readyz", web::get().to(ops::readyz))
-    .route("/stats", web::get().to(ops::stats));
+    .service(get_only("/healthz").route(web::get().to(ops::healthz)))
+    .service(get_only("/readyz").route(web::get().to(ops::readyz)))
+    .service(get_only("/stats").route(web::get().to(ops::stats)));
+}
+
+/// A resource whose other methods get the JSON 405 (a resource does not inherit the
+/// app's default service).
+fn get_only(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
 }
 
 /// Refusals outside any handler keep the JSON shape of SPEC §7.

@@ -74,7 +74,7 @@ fn bad_configurations_exit_2_naming_the_file_and_the_key() {
     let addr = taken.local_addr().unwrap().to_string();
     let line = refusal(ssehub().arg("--config").arg(&fine).args(["--bind", &addr]));
     assert!(
-        line.contains("server.bind") && line.contains(&addr),
+        line.starts_with("ssehub: --bind: server.bind") && line.contains(&addr),
         "{line}"
     );
 }

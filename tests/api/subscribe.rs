@@ -139,12 +139,25 @@ async fn unknown_paths_and_methods_answer_json() {
         response.json::<serde_json::Value>().await.unwrap()["success"],
         false
     );
-    let response = app.http.delete(app.url("/broadcast")).send().await.unwrap();
-    assert_eq!(response.status(), 405);
-    assert_eq!(
-        response.json::<serde_json::Value>().await.unwrap()["success"],
-        false
-    );
+    let wrong = [
+        ("DELETE", "/broadcast"),
+        ("POST", "/events"),
+        ("POST", "/healthz"),
+        ("PUT", "/stats"),
+        ("POST", "/readyz"),
+    ];
+    for (method, path) in wrong {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .http
+            .request(method, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["success"], false);
+    }
 }
 
 #[actix_web::test]
