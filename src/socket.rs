@@ -81,3 +81,81 @@ fn reset(fd: RawFd) {
     let _ = socket.set_linger(Some(Duration::ZERO));
     let _ = socket.shutdown(std::net::Shutdown::Both);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A connected pair: (the server side as actix would hold it, the client side).
+    async fn pair() -> (TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (TcpStream::from_std(server).unwrap(), client)
+    }
+
+    fn socket_of(stream: &TcpStream) -> ConnSocket {
+        let mut data = Extensions::new();
+        record(stream, &mut data);
+        *data
+            .get::<ConnSocket>()
+            .expect("a plain TCP connection is recorded")
+    }
+
+    /// Lets the spawned closer task run.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[actix_web::test]
+    async fn closing_resets_the_connection_while_its_body_lives() {
+        let (server, mut client) = pair().await;
+        let alive = BodyAlive::default();
+        watch(socket_of(&server), &alive).close();
+        settle().await;
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let read = client.read(&mut buf);
+        let ended = match &read {
+            Ok(n) => *n == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(ended, "the connection was not ended: {read:?}");
+        drop((server, alive));
+    }
+
+    #[actix_web::test]
+    async fn a_closer_whose_body_is_gone_touches_nothing() {
+        // The body is dropped first, as actix-http drops a connection's body before its
+        // socket: the descriptor may already belong to another connection.
+        let (server, mut client) = pair().await;
+        let alive = BodyAlive::default();
+        let closer = watch(socket_of(&server), &alive);
+        drop(alive);
+        closer.close();
+        settle().await;
+        client.write_all(b"still here").unwrap();
+        let mut server = server.into_std().unwrap();
+        server.set_nonblocking(false).unwrap();
+        let mut buf = [0u8; 10];
+        server.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"still here");
+    }
+
+    #[test]
+    fn connections_ask_for_a_bounded_send_buffer() {
+        actix_web::rt::System::new().block_on(async {
+            let (server, _client) = pair().await;
+            socket_of(&server);
+            let size = SockRef::from(&server).send_buffer_size().unwrap();
+            // Linux doubles what was asked for; autotuning would allow up to 4 MiB.
+            assert!(size <= 2 * SEND_BUFFER_BYTES, "{size}");
+        });
+    }
+}

@@ -2,9 +2,10 @@
 //!
 //! An id is `<ms>-<seq>`: milliseconds since the Unix epoch (13 digits) and a counter
 //! within that millisecond (6 digits), as Redis stream ids are made. Fixed width, so
-//! ids compare as plain strings in publish order. The millisecond part never runs
-//! ahead of the clock (a burst within one millisecond only raises the counter), so a
-//! restarted node, whose clock has moved on, never issues an id it issued before.
+//! ids compare as plain strings in publish order. A burst within one millisecond only
+//! raises the counter, so the millisecond part runs ahead of the clock only past a
+//! million ids in one millisecond or while the clock is stepped back; a restarted
+//! node, whose clock has moved on, therefore never issues an id it issued before.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -422,7 +422,9 @@ impl Actor for Hub {
         // Connects (sent with `send`, which waits while the mailbox is over capacity)
         // arrive in bursts of thousands; the mailbox must not be what limits them.
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(self.settings.heartbeat, |hub, _| hub.heartbeat());
+        // Rounds at half the period, each reaching the clients sent nothing since the
+        // round before, so no stream is silent for longer than `heartbeat_secs`.
+        ctx.run_interval(self.settings.heartbeat / 2, |hub, _| hub.heartbeat());
         if self.settings.history_ttl.is_some() {
             // Frees expired events' memory even when nothing else reaches the hub.
             ctx.run_interval(Duration::from_secs(1), |hub, _| hub.expire_history());

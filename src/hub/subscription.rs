@@ -54,9 +54,9 @@ impl Stream for Subscription {
     }
 }
 
-/// The registry forgets a client the moment its stream is dropped (connection closed,
+/// The registry forgets a client as soon as its stream is dropped (connection closed,
 /// or an answer that never reached its handler), not at the next failed send, so the
-/// client count is exact.
+/// client count follows disconnects within one message to the hub.
 impl Drop for Subscription {
     fn drop(&mut self) {
         // do_send queues even when the mailbox is full, so it cannot block here.
