@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use actix::{Addr, Arbiter};
 use actix_files::Files;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, guard, web};
 use socket2::{Domain, Socket, Type};
 
 use crate::config::{Config, ConfigError};
@@ -84,6 +84,9 @@ impl Application {
                 .service(
                     Files::new("/", &static_dir)
                         .index_file("index.html")
+                        // Other methods fall through to the JSON refusal rather than
+                        // actix-files' plain-text 405.
+                        .guard(guard::Any(guard::Get()).or(guard::Head()))
                         .default_handler(web::to(routes::not_found)),
                 )
                 .default_service(web::to(routes::not_found))

@@ -158,6 +158,14 @@ async fn unknown_paths_and_methods_answer_json() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["success"], false);
     }
+    // Static paths serve GET and HEAD; anything else is refused in the same shape.
+    for path in ["/", "/index.html"] {
+        let response = app.http.post(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["success"], false);
+    }
+    assert_eq!(app.get("/index.html").await.status(), 200);
 }
 
 #[actix_web::test]
