@@ -10,9 +10,12 @@
 use std::time::{Duration, Instant};
 
 use actix::{Addr, Arbiter};
+use std::sync::atomic::Ordering;
+
 use ssehub::config::Config;
+use ssehub::conn::ConnHandle;
 use ssehub::event::parse_body;
-use ssehub::hub::messages::{Connect, GetStats};
+use ssehub::hub::messages::{Connect, IsReady};
 use ssehub::hub::{self, Hub, Settings, Subscription};
 use ssehub::topic::TopicFilter;
 
@@ -47,31 +50,32 @@ async fn topic_publish(others: usize) -> Duration {
     config.sse.history_size = 1000;
     // Big enough that the topic's subscribers, never drained here, are never dropped.
     config.sse.client_buffer = PUBLISHES + 1;
-    let (hub, publisher) = hub::start(Settings::from_config(&config), &Arbiter::current());
+    let handles = hub::start(Settings::from_config(&config), &Arbiter::current());
+    let hub = &handles.hub;
 
     let mut clients: Vec<Subscription> = Vec::with_capacity(others + TOPIC_SUBSCRIBERS);
     for i in 0..others {
         // Each on a topic of its own, so the index is as large as it gets.
-        clients.push(connect(&hub, &format!("other.{i}")).await);
+        clients.push(connect(hub, &format!("other.{i}")).await);
     }
     for _ in 0..TOPIC_SUBSCRIBERS {
-        clients.push(connect(&hub, "stocks").await);
+        clients.push(connect(hub, "stocks").await);
     }
 
-    let event = parse_body(
-        br#"{"event":"stockUpdate","topic":"stocks","payload":{"symbol":"RELIANCE","price":2750}}"#,
-    )
-    .unwrap()
-    .events
-    .remove(0);
+    let body =
+        br#"{"event":"stockUpdate","topic":"stocks","payload":{"symbol":"RELIANCE","price":2750}}"#;
     let started = Instant::now();
     for _ in 0..PUBLISHES {
-        let accepted = publisher.publish(vec![event.clone()], false).unwrap();
+        let accepted = handles
+            .publisher
+            .publish(parse_body(body).unwrap())
+            .unwrap();
         assert_eq!(accepted.receivers, TOPIC_SUBSCRIBERS as u64);
     }
     // The hub has fanned out everything once it answers a later message.
-    let stats = hub.send(GetStats).await.unwrap();
-    assert_eq!(stats.delivered, (PUBLISHES * TOPIC_SUBSCRIBERS) as u64);
+    assert!(hub.send(IsReady).await.unwrap());
+    let delivered = handles.stats.counters().delivered.load(Ordering::Relaxed);
+    assert_eq!(delivered, (PUBLISHES * TOPIC_SUBSCRIBERS) as u64);
     started.elapsed() / PUBLISHES as u32
 }
 
@@ -79,7 +83,7 @@ async fn connect(hub: &Addr<Hub>, topic: &str) -> Subscription {
     let connect = Connect {
         filters: vec![TopicFilter::parse(topic).unwrap()],
         last_event_id: None,
-        closer: None,
+        conn: ConnHandle::default(),
     };
     hub.send(connect).await.unwrap().unwrap()
 }

@@ -60,6 +60,14 @@ pub struct SseConfig {
     pub history_size: usize,
     /// 0 = keep events until evicted by size.
     pub history_ttl_secs: u64,
+    /// Events are evicted once their encoded frames together pass this.
+    pub history_max_bytes: usize,
+    /// Durable history (SPEC §3); empty keeps it in memory only.
+    pub history_path: String,
+    pub history_flush_ms: u64,
+    /// A client whose socket accepts no bytes this long, while bytes wait for it, is
+    /// dropped.
+    pub stall_timeout_secs: u64,
     pub max_clients: usize,
 }
 
@@ -74,6 +82,7 @@ pub struct PublishConfig {
 pub struct AuthConfig {
     pub publish_token: String,
     pub jwt_secret: String,
+    pub jwt_public_key_file: String,
     pub private_topics: Vec<String>,
 }
 
@@ -84,6 +93,7 @@ impl fmt::Debug for AuthConfig {
         f.debug_struct("AuthConfig")
             .field("publish_token", &redact(&self.publish_token))
             .field("jwt_secret", &redact(&self.jwt_secret))
+            .field("jwt_public_key_file", &self.jwt_public_key_file)
             .field("private_topics", &self.private_topics)
             .finish()
     }
@@ -129,6 +139,10 @@ impl Default for SseConfig {
             retry_ms: 3000,
             history_size: 1000,
             history_ttl_secs: 0,
+            history_max_bytes: 64 * 1024 * 1024,
+            history_path: String::new(),
+            history_flush_ms: 100,
+            stall_timeout_secs: 30,
             max_clients: 100_000,
         }
     }
@@ -237,6 +251,8 @@ impl Config {
         let at_least_one = [
             ("sse.client_buffer", self.sse.client_buffer as u64),
             ("sse.heartbeat_secs", self.sse.heartbeat_secs),
+            ("sse.stall_timeout_secs", self.sse.stall_timeout_secs),
+            ("sse.history_flush_ms", self.sse.history_flush_ms),
             ("sse.max_clients", self.sse.max_clients as u64),
             ("publish.max_body_bytes", self.publish.max_body_bytes as u64),
         ];
@@ -259,6 +275,11 @@ impl Config {
             ("server.tls.key_file", !self.server.tls.key_file.is_empty()),
             ("auth.publish_token", !self.auth.publish_token.is_empty()),
             ("auth.jwt_secret", !self.auth.jwt_secret.is_empty()),
+            (
+                "auth.jwt_public_key_file",
+                !self.auth.jwt_public_key_file.is_empty(),
+            ),
+            ("sse.history_path", !self.sse.history_path.is_empty()),
             ("auth.private_topics", !self.auth.private_topics.is_empty()),
             ("cluster.redis_url", !self.cluster.redis_url.is_empty()),
         ];
@@ -363,7 +384,8 @@ fn known_keys(value: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>,
 pub fn summary(config: &Config) -> String {
     format!(
         "bind={} workers={} static_dir={} client_buffer={} heartbeat_secs={} retry_ms={} \
-         history_size={} history_ttl_secs={} max_clients={} max_body_bytes={} demo.clock_secs={}",
+         history_size={} history_ttl_secs={} history_max_bytes={} stall_timeout_secs={} \
+         max_clients={} max_body_bytes={} demo.clock_secs={}",
         config.server.bind,
         config.worker_count(),
         config.server.static_dir.display(),
@@ -372,6 +394,8 @@ pub fn summary(config: &Config) -> String {
         config.sse.retry_ms,
         config.sse.history_size,
         config.sse.history_ttl_secs,
+        config.sse.history_max_bytes,
+        config.sse.stall_timeout_secs,
         config.sse.max_clients,
         config.publish.max_body_bytes,
         config.demo.clock_secs,

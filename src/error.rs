@@ -4,8 +4,11 @@
 //! (SPEC §7), with the message naming the field that was wrong. Bad input is the
 //! client's business, so it is not logged above debug.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
@@ -29,6 +32,9 @@ pub enum ApiError {
     /// 404, for any path that is not an endpoint or a static file.
     #[error("path: no such endpoint")]
     NotFound,
+    /// 500: a handler panicked (caught by actix-web-lab's `CatchPanic`).
+    #[error("internal error: the server failed while answering this request")]
+    Internal,
     /// 503: at capacity or shutting down. `retry_after` in seconds.
     #[error("{reason}")]
     Unavailable {
@@ -72,6 +78,7 @@ impl ResponseError for ApiError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -82,6 +89,26 @@ impl ResponseError for ApiError {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
         }
         response.json(json!({ "success": false, "error": self.to_string() }))
+    }
+}
+
+/// Middleware (outside actix-web-lab's `CatchPanic`) that gives a panicking handler's
+/// `500` the JSON shape of every other refusal. `CatchPanic` turns the panic into an
+/// error of status 500; no handler of ours returns that status, so any 500 error
+/// reaching here is a failure of ours (already reported by the panic hook) and is
+/// logged once more as what the client was answered.
+pub async fn internal_errors_as_json(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    match next.call(req).await {
+        Err(error)
+            if error.as_response_error().status_code() == StatusCode::INTERNAL_SERVER_ERROR =>
+        {
+            log::error!("a request failed (answered 500): {error}");
+            Err(ApiError::Internal.into())
+        }
+        answer => answer,
     }
 }
 
@@ -101,6 +128,45 @@ mod tests {
             body,
             json!({"success": false, "error": "[2].retry: must be a non-negative integer"})
         );
+    }
+
+    #[actix_web::test]
+    async fn a_panicking_handler_answers_500_in_the_json_shape_and_the_app_lives_on() {
+        use actix_web::{App, test, web};
+        let app = test::init_service(
+            App::new()
+                .wrap(actix_web_lab::middleware::CatchPanic::default())
+                .wrap(actix_web::middleware::from_fn(internal_errors_as_json))
+                .route(
+                    "/boom",
+                    web::get().to(|| async { panic!("boom") as HttpResponse }),
+                )
+                .route(
+                    "/fine",
+                    web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+                ),
+        )
+        .await;
+        let get = |uri| test::TestRequest::get().uri(uri).to_request();
+        // What the server answers for an error that reaches it is its error_response.
+        let error = test::try_call_service(&app, get("/boom"))
+            .await
+            .err()
+            .unwrap();
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = to_bytes(response.into_body()).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["success"], false);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("internal error"),
+            "{body}"
+        );
+        let response = test::call_service(&app, get("/fine")).await;
+        assert_eq!(response.status(), StatusCode::OK);
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! - [`cors`]: the CORS layer for `allowed_origins`.
 //! - [`startup`]: builds the hub and the HTTP server; stops them in order.
 //! - [`shutdown`]: the SIGINT/SIGTERM future.
-//! - [`hub`]: the actor that owns the registry, the topic index and the history.
-//! - [`socket`]: resets the connection of a client the hub dropped as slow.
+//! - [`hub`]: the actor that owns the registry, the topic index and the history, with
+//!   its publish side.
+//! - [`conn`]: each connection's handle, which the hub trips to close it.
+//! - [`fatal`]: a panic on the hub's thread ends the process.
 //! - [`event`]: a publish request (JSON) to validated events.
 //! - [`topic`]: topic names and subscription filters.
 //! - [`sse`]: the wire format; each event encoded once.
@@ -20,14 +22,15 @@
 //! - [`error`]: the one place a refusal becomes a status and a JSON body.
 
 pub mod config;
+pub mod conn;
 pub mod cors;
 pub mod error;
 pub mod event;
+pub mod fatal;
 pub mod hub;
 pub mod query;
 pub mod routes;
 pub mod shutdown;
-pub mod socket;
 pub mod sse;
 pub mod startup;
 pub mod topic;

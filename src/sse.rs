@@ -44,6 +44,16 @@ pub fn frame(id: &str, body: &[u8]) -> Bytes {
     buf.freeze()
 }
 
+/// An `id:` line alone: a block that dispatches no event but sets the client's last
+/// event id (WHATWG), so a client that connected without a position and is cut off
+/// before its first event resumes from here.
+pub fn position(id: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(id.len() + 6);
+    put_field(&mut buf, "id", id);
+    buf.put_u8(b'\n');
+    buf.freeze()
+}
+
 /// The system event that starts a stream whose `Last-Event-ID` is no longer held.
 /// It carries the newest id in history, so a reconnect resumes from there instead of
 /// reporting the same gap again.
@@ -135,6 +145,11 @@ mod tests {
         );
         let e = event(None, "hi", None);
         assert_eq!(&encode_body(&e)[..], b"data: hi\n\n");
+    }
+
+    #[test]
+    fn a_position_is_an_id_line_and_a_blank_line_only() {
+        assert_eq!(&position("1-2")[..], b"id: 1-2\n\n");
     }
 
     #[test]

@@ -1,26 +1,40 @@
 //! Building the application: the hub on a thread of its own, the HTTP server with its
 //! routes, and the handle that stops both in order.
+//!
+//! The server is put together from its parts (actix-server's accept loop, actix-http's
+//! `HttpService`, our `App`) rather than with actix-web's `HttpServer`, because each
+//! accepted connection is first wrapped in a [`ConnIo`], the handle the hub closes it
+//! by (see [`conn`](crate::conn)); `HttpServer` cannot wrap the stream. The chain is
+//! accept → `ConnIo` → HTTP, so that TLS can be put between the last two.
 
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use actix::{Addr, Arbiter};
 use actix_files::Files;
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, guard, web};
+use actix_http::{HttpService, Protocol};
+use actix_server::{Server, ServerHandle};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, guard, middleware, web};
 use socket2::{Domain, Socket, Type};
 
 use crate::config::{Config, ConfigError};
+use crate::conn::{ConnHandle, ConnIo};
 use crate::hub::messages::Shutdown;
-use crate::hub::{self, Hub, Settings};
+use crate::hub::{self, Hub, Publisher, Settings};
 use crate::routes::{self, broadcast::MaxBody};
-use crate::{cors, socket};
+use crate::{cors, error, fatal};
 
 /// Pending connections the kernel may queue for us: a burst of thousands of
 /// reconnecting browsers (after a restart, say) must not overflow into SYN retries,
 /// which cost a client a whole second. Linux caps it at `net.core.somaxconn`.
-/// (std's `TcpListener::bind` listens with 128, and actix's `backlog` setting applies
-/// only to sockets actix binds itself, hence [`listen`].)
+/// (std's `TcpListener::bind` listens with 128, hence [`listen`].)
 const LISTEN_BACKLOG: i32 = 4096;
+
+/// How long a connection that is closing gets to say goodbye (actix-web's default).
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct Application {
     server: Server,
@@ -30,20 +44,26 @@ pub struct Application {
     hub_thread: Arbiter,
 }
 
-/// Stops the application in the order SPEC §2 asks: no new connections, every open
-/// stream ended cleanly by the hub, then the server. actix's graceful stop waits for
-/// open connections and an SSE body never ends by itself, so the hub goes first.
+/// Stops the application in the order SPEC §2 asks: no new connections, no new
+/// publishes, every open stream ended cleanly by the hub, then the server. actix's
+/// graceful stop waits for open connections and an SSE body never ends by itself, so
+/// the hub goes first.
 #[derive(Clone)]
 pub struct Stopper {
     hub: Addr<Hub>,
+    publisher: Publisher,
     server: ServerHandle,
+    timeout: Duration,
 }
 
 impl Stopper {
     pub async fn stop(&self) {
         self.server.pause().await;
-        // An error means the hub has stopped already: its streams are gone with it.
-        let _ = self.hub.send(Shutdown).await;
+        // From here publishes get 503, and those still queued are skipped by the hub.
+        self.publisher.stop();
+        // An error means the hub has stopped already: its streams are gone with it. A
+        // hub that does not answer in time must not hold the stop either.
+        let _ = tokio::time::timeout(self.timeout, self.hub.send(Shutdown)).await;
         self.server.stop(true).await;
     }
 }
@@ -54,15 +74,18 @@ impl Application {
     /// `source_name` is left for the caller, who knows where the address came from.
     pub fn build(config: &Config) -> Result<Self, ConfigError> {
         let addr = config.bind_addr();
-        let listener = listen(addr).map_err(|e| ConfigError {
+        let bind_error = |problem: String| ConfigError {
             source_name: String::new(),
             key: "server.bind".into(),
-            problem: format!("cannot listen on {addr}: {e}"),
-        })?;
-        let port = listener.local_addr().map_or(addr.port(), |a| a.port());
+            problem,
+        };
+        let listener =
+            listen(addr).map_err(|e| bind_error(format!("cannot listen on {addr}: {e}")))?;
+        let local_addr = listener.local_addr().unwrap_or(addr);
 
+        fatal::install();
         let hub_thread = Arbiter::new();
-        let (hub, publisher) = hub::start(Settings::from_config(config), &hub_thread.handle());
+        let hub = hub::start(Settings::from_config(config), &hub_thread.handle());
 
         let static_dir = config.server.static_dir.clone();
         if !static_dir.is_dir() {
@@ -73,12 +96,15 @@ impl Application {
         }
         let max_body = MaxBody(config.publish.max_body_bytes);
         let origins = config.cors.allowed_origins.clone();
-        let app_hub = hub.clone();
-        let server = HttpServer::new(move || {
+        let (app_hub, publisher, stats) = (hub.hub.clone(), hub.publisher.clone(), hub.stats);
+        let app = move || {
             App::new()
+                .wrap(actix_web_lab::middleware::CatchPanic::default())
+                .wrap(middleware::from_fn(error::internal_errors_as_json))
                 .wrap(cors::layer(&origins))
                 .app_data(web::Data::new(app_hub.clone()))
                 .app_data(web::Data::new(publisher.clone()))
+                .app_data(web::Data::new(stats.clone()))
                 .app_data(web::Data::new(max_body))
                 .configure(routes::configure)
                 .service(
@@ -90,29 +116,45 @@ impl Application {
                         .default_handler(web::to(routes::not_found)),
                 )
                 .default_service(web::to(routes::not_found))
-        })
-        .workers(config.worker_count())
-        // A client that vanishes mid-stream must be noticed (PERF-NOTES: the default
-        // keeps half-closed connections, leaking one descriptor per vanished client).
-        .h1_allow_half_closed(false)
-        .on_connect(socket::record)
-        .disable_signals()
-        .shutdown_timeout(config.server.shutdown_timeout_secs)
-        .listen(listener)
-        .map_err(|e| ConfigError {
-            source_name: String::new(),
-            key: "server.bind".into(),
-            problem: format!("cannot serve on {addr}: {e}"),
-        })?
-        .run();
+        };
+
+        let server = Server::build()
+            .workers(config.worker_count())
+            .disable_signals()
+            .shutdown_timeout(config.server.shutdown_timeout_secs)
+            .listen("ssehub", listener, move || {
+                let http = HttpService::build()
+                    // A client that vanishes mid-stream must be noticed (PERF-NOTES: the
+                    // default keeps half-closed connections, leaking one descriptor per
+                    // vanished client).
+                    .h1_allow_half_closed(false)
+                    .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+                    .local_addr(local_addr)
+                    .on_connect_ext(|io: &ConnIo, data| {
+                        data.insert::<ConnHandle>(io.handle().clone());
+                    })
+                    // The app reads nothing of `AppConfig` (host, scheme, address are
+                    // taken from each request), so its public default serves.
+                    .finish(map_config(app().into_factory(), |_| AppConfig::default()));
+                fn_service(|stream: TcpStream| async move {
+                    let io = ConnIo::new(stream);
+                    let peer = io.peer_addr();
+                    Ok((io, Protocol::Http1, peer))
+                })
+                .and_then(http)
+            })
+            .map_err(|e| bind_error(format!("cannot serve on {addr}: {e}")))?
+            .run();
 
         let stopper = Stopper {
-            hub,
+            hub: hub.hub,
+            publisher: hub.publisher,
             server: server.handle(),
+            timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
         };
         Ok(Self {
             server,
-            port,
+            port: local_addr.port(),
             stopper,
             hub_thread,
         })

@@ -16,7 +16,9 @@
 # Debian's nginx-light + libnginx-mod-nchan. Takes about 7 minutes on 2 cores.
 #
 # Environment: CASES="fanout-1000x20 sweep-1000 ..." runs only those cases;
-# SSEHUB_PORT (default 3990) and NCHAN_PORT (8990) pick the ports on 127.0.0.1.
+# TARGETS="ssehub" runs only ssehub (default "ssehub nchan"; without nchan, Nginx is
+# not needed, as for a before/after of one change); SSEHUB_PORT (default 3990) and
+# NCHAN_PORT (8990) pick the ports on 127.0.0.1.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,6 +33,7 @@ nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
 ssehub_port="${SSEHUB_PORT:-3990}"
 nchan_port="${NCHAN_PORT:-8990}"
 results="${1:-target/bench-results/$(date +%Y%m%d-%H%M%S)}"
+targets="${TARGETS:-ssehub nchan}"
 
 # Upper bound of one generator run; the generator abandons its run itself at
 # BENCH_TIMEOUT and is killed GRACE seconds later if it has not gone by then.
@@ -41,8 +44,11 @@ STOP_WAIT_SECS=15
 
 die() { echo "compare.sh: $*" >&2; exit 2; }
 
-[ -x "$nginx_bin" ] || die "$nginx_bin not found: apt-get install nginx-light libnginx-mod-nchan"
-[ -f "$nchan_module" ] || die "$nchan_module not found: apt-get install libnginx-mod-nchan"
+wants() { case " $targets " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+if wants nchan; then
+    [ -x "$nginx_bin" ] || die "$nginx_bin not found: apt-get install nginx-light libnginx-mod-nchan"
+    [ -f "$nchan_module" ] || die "$nchan_module not found: apt-get install libnginx-mod-nchan"
+fi
 for bin in "$ssehub_bin" "$bench_bin"; do
     [ -x "$bin" ] || die "$bin not found: cargo build --release -p ssehub -p ssehub-bench"
 done
@@ -100,7 +106,7 @@ machine_facts() {
         grep -m1 'model name' /proc/cpuinfo || true
         echo "kernel: $(uname -r)"
         echo "rustc: $(rustc -V 2>/dev/null || echo unknown)"
-        echo "nginx: $("$nginx_bin" -v 2>&1)"
+        wants nchan && echo "nginx: $("$nginx_bin" -v 2>&1)"
         dpkg-query -W nginx-light libnginx-mod-nchan 2>/dev/null || true
         echo "ssehub commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
             "(uncommitted changes: $(git status --porcelain -- src 2>/dev/null | wc -l) files in src/," \
@@ -109,8 +115,7 @@ machine_facts() {
         sysctl net.ipv4.tcp_rmem net.ipv4.tcp_wmem net.core.somaxconn 2>/dev/null || true
         echo
         free -m
-        echo
-        "$nginx_bin" -V 2>&1
+        if wants nchan; then echo; "$nginx_bin" -V 2>&1; fi
     } > "$results/machine.txt"
 }
 
@@ -205,8 +210,11 @@ case_both() {
     if [ -n "${CASES:-}" ]; then
         case " $CASES " in *" $case "*) ;; *) return 0 ;; esac
     fi
-    run_case "$case" ssehub "${@:2}"
-    run_case "$case" nchan "${@:2}"
+    local target
+    for target in ssehub nchan; do
+        wants "$target" && run_case "$case" "$target" "${@:2}"
+    done
+    return 0
 }
 
 machine_facts

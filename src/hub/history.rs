@@ -1,5 +1,6 @@
-//! The replay history: the last `history_size` events, each with its topics and its
-//! encoded frame, found by id in O(1).
+//! The replay history: the newest events, bounded by count (`history_size`), by the
+//! bytes of their frames (`history_max_bytes`) and by age (`history_ttl_secs`), each
+//! with its topics and its encoded frame, found by id in O(1).
 //!
 //! Entries sit in a ring in publish order; each carries a sequence number, and a map
 //! from id to sequence number gives an entry's position as `seq - first_seq`.
@@ -17,7 +18,18 @@ pub struct Entry {
     pub id: Box<str>,
     pub topics: Box<[Topic]>,
     pub frame: Bytes,
+    /// When it was accepted: its age for the TTL.
     pub at: Instant,
+    /// The ledger's reservation of `id`, released when the entry leaves history.
+    pub reservation: u64,
+}
+
+/// How much history is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub events: usize,
+    pub bytes: usize,
+    pub ttl: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -26,19 +38,19 @@ pub struct History {
     positions: HashMap<Box<str>, u64>,
     /// Sequence number of `entries[0]`.
     first_seq: u64,
-    capacity: usize,
-    ttl: Option<Duration>,
+    /// Sum of the entries' frame lengths.
+    bytes: usize,
+    limits: Limits,
 }
 
 impl History {
-    /// `ttl` of `None` keeps events until they are evicted by size.
-    pub fn new(capacity: usize, ttl: Option<Duration>) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Self {
-            entries: VecDeque::with_capacity(capacity.min(4096)),
-            positions: HashMap::with_capacity(capacity.min(4096)),
+            entries: VecDeque::with_capacity(limits.events.min(4096)),
+            positions: HashMap::with_capacity(limits.events.min(4096)),
             first_seq: 0,
-            capacity,
-            ttl,
+            bytes: 0,
+            limits,
         }
     }
 
@@ -50,29 +62,38 @@ impl History {
         self.entries.back().map(|e| &*e.id)
     }
 
-    /// Keeps `entry`; answers the event evicted to make room, if any.
-    pub fn push(&mut self, entry: Entry) -> Option<Entry> {
-        if self.capacity == 0 {
-            return None;
+    /// Keeps `entry`, passing to `evicted` every entry that leaves to make room (or
+    /// `entry` itself, when its frame alone is over the byte bound).
+    ///
+    /// Entries past the TTL at `entry.at` leave first. That is what keeps ids unique:
+    /// the ledger frees an id once its entry is past the TTL, so an entry that reuses
+    /// it always finds the old one gone, whenever the hub last ran its expiry.
+    pub fn push(&mut self, entry: Entry, mut evicted: impl FnMut(Entry)) {
+        self.expire(entry.at, &mut evicted);
+        if self.limits.events == 0 || entry.frame.len() > self.limits.bytes {
+            evicted(entry);
+            return;
         }
-        let evicted = if self.entries.len() == self.capacity {
-            self.pop_oldest()
-        } else {
-            None
-        };
+        while self.entries.len() >= self.limits.events
+            || self.bytes + entry.frame.len() > self.limits.bytes
+        {
+            // unwrap: the bounds above hold for an empty history.
+            evicted(self.pop_oldest().unwrap());
+        }
+        debug_assert!(!self.positions.contains_key(&entry.id), "{}", entry.id);
         let seq = self.first_seq + self.entries.len() as u64;
         self.positions.insert(entry.id.clone(), seq);
+        self.bytes += entry.frame.len();
         self.entries.push_back(entry);
-        evicted
     }
 
-    /// Drops events older than the TTL, passing each to `evicted`.
+    /// Drops events past the TTL at `now`, passing each to `evicted`.
     pub fn expire(&mut self, now: Instant, mut evicted: impl FnMut(Entry)) {
-        let Some(ttl) = self.ttl else { return };
+        let Some(ttl) = self.limits.ttl else { return };
         while self
             .entries
             .front()
-            .is_some_and(|e| now.duration_since(e.at) >= ttl)
+            .is_some_and(|e| now.saturating_duration_since(e.at) >= ttl)
         {
             // unwrap: the loop condition saw a front entry.
             evicted(self.pop_oldest().unwrap());
@@ -93,6 +114,7 @@ impl History {
         let old = self.entries.pop_front()?;
         self.positions.remove(&old.id);
         self.first_seq += 1;
+        self.bytes -= old.frame.len();
         Some(old)
     }
 }
@@ -101,12 +123,19 @@ impl History {
 mod tests {
     use super::*;
 
-    fn entry(id: &str, at: Instant) -> Entry {
+    const KEEP_3: Limits = Limits {
+        events: 3,
+        bytes: usize::MAX,
+        ttl: None,
+    };
+
+    fn entry(id: &str, at: Instant, bytes: usize) -> Entry {
         Entry {
             id: id.into(),
             topics: Box::default(),
-            frame: Bytes::new(),
+            frame: Bytes::from(vec![b'x'; bytes]),
             at,
+            reservation: 0,
         }
     }
 
@@ -114,14 +143,20 @@ mod tests {
         entries.map(|e| &*e.id).collect()
     }
 
+    fn push_all(history: &mut History, entries: Vec<Entry>) -> Vec<Entry> {
+        let mut evicted = Vec::new();
+        for e in entries {
+            history.push(e, |e| evicted.push(e));
+        }
+        evicted
+    }
+
     #[test]
     fn keeps_the_newest_events_and_finds_what_follows_an_id() {
         let now = Instant::now();
-        let mut history = History::new(3, None);
-        let evicted: Vec<_> = ["a", "b", "c", "d"]
-            .into_iter()
-            .filter_map(|id| history.push(entry(id, now)))
-            .collect();
+        let mut history = History::new(KEEP_3);
+        let list = ["a", "b", "c", "d"].map(|id| entry(id, now, 1));
+        let evicted = push_all(&mut history, list.into());
         assert_eq!(ids(evicted.iter()), ["a"]);
         assert_eq!(ids(history.all()), ["b", "c", "d"]);
         assert!(history.after("a").is_none(), "evicted");
@@ -131,11 +166,42 @@ mod tests {
     }
 
     #[test]
+    fn the_frames_bytes_are_bounded_whatever_the_count() {
+        let now = Instant::now();
+        let limits = Limits {
+            events: 1000,
+            bytes: 1000,
+            ttl: None,
+        };
+        let mut history = History::new(limits);
+        let evicted = push_all(
+            &mut history,
+            (0..10).map(|i| entry(&i.to_string(), now, 300)).collect(),
+        );
+        assert_eq!(ids(history.all()), ["7", "8", "9"], "900 bytes kept");
+        assert_eq!(history.bytes, 900);
+        assert_eq!(evicted.len(), 7);
+        // One frame over the whole bound is not kept at all.
+        let evicted = push_all(&mut history, vec![entry("huge", now, 1001)]);
+        assert_eq!(ids(evicted.iter()), ["huge"]);
+        assert_eq!(ids(history.all()), ["7", "8", "9"]);
+    }
+
+    #[test]
     fn expires_by_age() {
         let start = Instant::now();
-        let mut history = History::new(10, Some(Duration::from_secs(5)));
-        history.push(entry("old", start));
-        history.push(entry("new", start + Duration::from_secs(3)));
+        let limits = Limits {
+            ttl: Some(Duration::from_secs(5)),
+            ..KEEP_3
+        };
+        let mut history = History::new(limits);
+        push_all(
+            &mut history,
+            vec![
+                entry("old", start, 1),
+                entry("new", start + Duration::from_secs(3), 1),
+            ],
+        );
         let mut evicted = Vec::new();
         history.expire(start + Duration::from_secs(6), |e| evicted.push(e));
         assert_eq!(ids(evicted.iter()), ["old"]);
@@ -144,9 +210,31 @@ mod tests {
     }
 
     #[test]
+    fn an_id_reused_past_the_ttl_replaces_the_expired_entry_before_any_expiry_ran() {
+        let start = Instant::now();
+        let ttl = Duration::from_secs(5);
+        let mut history = History::new(Limits {
+            ttl: Some(ttl),
+            ..KEEP_3
+        });
+        let evicted = push_all(
+            &mut history,
+            vec![entry("a", start, 1), entry("a", start + ttl, 1)],
+        );
+        assert_eq!(evicted.len(), 1, "the old 'a' left as the new one came");
+        assert_eq!(evicted[0].at, start);
+        assert_eq!(history.len(), 1);
+        assert_eq!(history.all().next().unwrap().at, start + ttl);
+    }
+
+    #[test]
     fn a_zero_capacity_keeps_nothing() {
-        let mut history = History::new(0, None);
-        assert!(history.push(entry("a", Instant::now())).is_none());
+        let mut history = History::new(Limits {
+            events: 0,
+            ..KEEP_3
+        });
+        let evicted = push_all(&mut history, vec![entry("a", Instant::now(), 1)]);
+        assert_eq!(evicted.len(), 1);
         assert_eq!(history.len(), 0);
         assert!(history.newest_id().is_none());
     }

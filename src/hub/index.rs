@@ -6,11 +6,12 @@
 //! topic probes its prefixes of just those lengths (one lookup each), so 10 subscribers
 //! of a topic among 100,000 clients are found without looking at the other 99,990.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::topic::{Topic, TopicFilter};
 
-use super::ClientId;
+use super::client::ClientId;
 
 #[derive(Debug, Default)]
 pub struct TopicIndex {
@@ -78,19 +79,34 @@ impl TopicIndex {
     }
 
     /// How many clients an event published to `topics` reaches (all, when global).
+    /// Called by publish handlers for every event, so it allocates nothing once warm:
+    /// one matching set is counted as it is, and several are merged in a set kept per
+    /// thread (which keeps the capacity of its largest use).
     pub fn count(&self, topics: &[Topic]) -> usize {
         if topics.is_empty() {
             return self.clients;
         }
-        let mut sets = Vec::new();
+        let (mut sets, mut only) = (0, 0);
         for topic in topics {
-            self.for_each_set(topic, |set| sets.push(set));
+            self.for_each_set(topic, |set| {
+                sets += 1;
+                only = set.len();
+            });
         }
-        match sets[..] {
-            [] => 0,
-            [only] => only.len(),
-            _ => sets.into_iter().flatten().collect::<HashSet<_>>().len(),
+        if sets <= 1 {
+            return only;
         }
+        thread_local! {
+            static SEEN: RefCell<HashSet<ClientId>> = RefCell::default();
+        }
+        SEEN.with_borrow_mut(|seen| {
+            for topic in topics {
+                self.for_each_set(topic, |set| seen.extend(set));
+            }
+            let n = seen.len();
+            seen.clear();
+            n
+        })
     }
 
     /// The subscriber set of each filter matching `topic`.

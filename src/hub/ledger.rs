@@ -6,24 +6,44 @@
 //! So a handler takes this small lock, checks and reserves ids, and hands the events to
 //! the hub before letting go: mailbox order is id order, and an id is "held" from the
 //! moment it is accepted until the hub evicts its event from history (or its TTL ends).
+//!
+//! Each acceptance of an id is a numbered reservation, and the hub releases the
+//! reservation its entry carries, not the id: an id reused past its TTL, before the hub
+//! has expired the old entry, keeps its new reservation when the old one is released.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::error::ApiError;
-use crate::event::Event;
+use crate::event::Publication;
 
 use super::ids::IdClock;
 
 #[derive(Debug, Default)]
 pub struct Ledger {
     ids: IdClock,
-    /// Ids of events accepted and not yet evicted from history, with when they were
-    /// accepted: an id past the history's TTL is free again even before the hub has
-    /// run its expiry.
-    held: HashMap<Box<str>, Instant>,
+    /// Ids of events accepted and not yet evicted from history.
+    held: HashMap<Box<str>, Held>,
+    /// The number of the next reservation.
+    next_reservation: u64,
     /// Set at shutdown: nothing more is accepted, so nothing accepted is lost.
     closed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// When it was accepted: an id past the history's TTL is free again even before
+    /// the hub has run its expiry.
+    at: Instant,
+    reservation: u64,
+}
+
+/// Ids given to accepted events, in order, and the number of the first one's
+/// reservation (the others follow it).
+#[derive(Debug)]
+pub struct Reserved {
+    pub ids: Vec<Box<str>>,
+    pub first_reservation: u64,
 }
 
 /// What the ledger needs to know of the history.
@@ -38,21 +58,21 @@ impl Ledger {
     /// Checks the events' own ids, assigns the missing ones and reserves them all.
     pub fn accept(
         &mut self,
-        events: &[Event],
-        batch: bool,
+        publication: &Publication,
         retention: Retention,
         now: Instant,
-    ) -> Result<Vec<Box<str>>, ApiError> {
+    ) -> Result<Reserved, ApiError> {
         if self.closed {
             return Err(ApiError::shutting_down());
         }
+        let events = &publication.events;
         for (i, event) in events.iter().enumerate() {
             if let Some(id) = event
                 .id
                 .as_ref()
                 .filter(|id| self.holds(id, retention, now))
             {
-                let field = if batch {
+                let field = if publication.batch {
                     format!("[{i}].id")
                 } else {
                     "id".into()
@@ -77,15 +97,37 @@ impl Ledger {
                 },
             });
         }
+        let first_reservation = self.next_reservation;
+        self.next_reservation += ids.len() as u64;
         if retention.size > 0 {
-            self.held.extend(ids.iter().map(|id| (id.clone(), now)));
+            let reservations = first_reservation..;
+            self.held
+                .extend(ids.iter().zip(reservations).map(|(id, reservation)| {
+                    (
+                        id.clone(),
+                        Held {
+                            at: now,
+                            reservation,
+                        },
+                    )
+                }));
         }
-        Ok(ids)
+        Ok(Reserved {
+            ids,
+            first_reservation,
+        })
     }
 
-    /// Called by the hub for each event it evicts from history.
-    pub fn release(&mut self, id: &str) {
-        self.held.remove(id);
+    /// Called by the hub for each event that leaves history: frees its id, unless the
+    /// id has been accepted again since (past the TTL) under a newer reservation.
+    pub fn release(&mut self, id: &str, reservation: u64) {
+        if self
+            .held
+            .get(id)
+            .is_some_and(|held| held.reservation == reservation)
+        {
+            self.held.remove(id);
+        }
     }
 
     pub fn close(&mut self) {
@@ -93,10 +135,10 @@ impl Ledger {
     }
 
     fn holds(&self, id: &str, retention: Retention, now: Instant) -> bool {
-        self.held.get(id).is_some_and(|at| {
+        self.held.get(id).is_some_and(|held| {
             retention
                 .ttl
-                .is_none_or(|ttl| now.duration_since(*at) < ttl)
+                .is_none_or(|ttl| now.saturating_duration_since(held.at) < ttl)
         })
     }
 }
@@ -104,11 +146,26 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Event;
 
     const KEEP: Retention = Retention {
         size: 10,
         ttl: None,
     };
+
+    fn one(event: Event) -> Publication {
+        Publication {
+            events: vec![event],
+            batch: false,
+        }
+    }
+
+    fn batch(events: Vec<Event>) -> Publication {
+        Publication {
+            events,
+            batch: true,
+        }
+    }
 
     fn event(id: Option<&str>) -> Event {
         Event {
@@ -123,18 +180,14 @@ mod tests {
     #[test]
     fn a_held_id_conflicts_until_released() {
         let (mut ledger, now) = (Ledger::default(), Instant::now());
-        assert_eq!(
-            ledger
-                .accept(&[event(Some("a"))], false, KEEP, now)
-                .unwrap(),
-            vec!["a".into()]
-        );
+        let reserved = ledger.accept(&one(event(Some("a"))), KEEP, now).unwrap();
+        assert_eq!(reserved.ids, vec!["a".into()]);
         let err = ledger
-            .accept(&[event(None), event(Some("a"))], true, KEEP, now)
+            .accept(&batch(vec![event(None), event(Some("a"))]), KEEP, now)
             .unwrap_err();
         assert_eq!(err.to_string(), "[1].id: \"a\" is already in the history");
-        ledger.release("a");
-        assert!(ledger.accept(&[event(Some("a"))], false, KEEP, now).is_ok());
+        ledger.release("a", reserved.first_reservation);
+        assert!(ledger.accept(&one(event(Some("a"))), KEEP, now).is_ok());
     }
 
     #[test]
@@ -144,14 +197,28 @@ mod tests {
             size: 10,
             ttl: Some(Duration::from_secs(1)),
         };
-        ledger.accept(&[event(Some("a"))], false, ttl, now).unwrap();
-        assert!(ledger.accept(&[event(Some("a"))], false, ttl, now).is_err());
+        ledger.accept(&one(event(Some("a"))), ttl, now).unwrap();
+        assert!(ledger.accept(&one(event(Some("a"))), ttl, now).is_err());
         let later = now + Duration::from_secs(2);
-        assert!(
-            ledger
-                .accept(&[event(Some("a"))], false, ttl, later)
-                .is_ok()
-        );
+        assert!(ledger.accept(&one(event(Some("a"))), ttl, later).is_ok());
+    }
+
+    #[test]
+    fn releasing_an_old_reservation_keeps_the_id_reused_past_the_ttl() {
+        let (mut ledger, t0) = (Ledger::default(), Instant::now());
+        let ttl = Retention {
+            size: 10,
+            ttl: Some(Duration::from_secs(1)),
+        };
+        let old = ledger.accept(&one(event(Some("a"))), ttl, t0).unwrap();
+        let t1 = t0 + Duration::from_secs(1);
+        let new = ledger.accept(&one(event(Some("a"))), ttl, t1).unwrap();
+        assert_ne!(old.first_reservation, new.first_reservation);
+        // The hub now expires the old entry: the new reservation must stay.
+        ledger.release("a", old.first_reservation);
+        assert!(ledger.accept(&one(event(Some("a"))), ttl, t1).is_err());
+        ledger.release("a", new.first_reservation);
+        assert!(ledger.accept(&one(event(Some("a"))), ttl, t1).is_ok());
     }
 
     #[test]
@@ -160,9 +227,9 @@ mod tests {
         // Publisher ids that are exactly what the server would issue next.
         let mut probe = IdClock::default();
         let guesses: Vec<Box<str>> = (0..50).map(|_| probe.next_id()).collect();
-        let mut batch = vec![event(None)];
-        batch.extend(guesses.iter().map(|g| event(Some(g))));
-        let ids = ledger.accept(&batch, true, KEEP, now).unwrap();
+        let mut list = vec![event(None)];
+        list.extend(guesses.iter().map(|g| event(Some(g))));
+        let ids = ledger.accept(&batch(list), KEEP, now).unwrap().ids;
         assert!(
             !guesses.contains(&ids[0]),
             "{} was chosen by a publisher",
@@ -174,13 +241,11 @@ mod tests {
     fn without_history_nothing_is_held_and_closing_refuses() {
         let (mut ledger, now) = (Ledger::default(), Instant::now());
         let none = Retention { size: 0, ttl: None };
-        ledger
-            .accept(&[event(Some("a"))], false, none, now)
-            .unwrap();
-        assert!(ledger.accept(&[event(Some("a"))], false, none, now).is_ok());
+        ledger.accept(&one(event(Some("a"))), none, now).unwrap();
+        assert!(ledger.accept(&one(event(Some("a"))), none, now).is_ok());
         ledger.close();
         assert!(matches!(
-            ledger.accept(&[event(None)], false, KEEP, now),
+            ledger.accept(&one(event(None)), KEEP, now),
             Err(ApiError::Unavailable { .. })
         ));
     }

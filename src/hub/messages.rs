@@ -1,11 +1,12 @@
 //! What handlers send the hub, and what comes back.
 
-use crate::error::ApiError;
-use crate::socket::SocketCloser;
-use crate::topic::TopicFilter;
 use actix::Message;
 
-use super::ClientId;
+use crate::conn::ConnHandle;
+use crate::error::ApiError;
+use crate::topic::TopicFilter;
+
+use super::client::ClientId;
 use super::history::Entry;
 use super::subscription::Subscription;
 
@@ -18,8 +19,8 @@ pub struct Connect {
     pub filters: Vec<TopicFilter>,
     /// `Last-Event-ID` (or `lastEventId`): replay what followed it.
     pub last_event_id: Option<String>,
-    /// Closes the client's socket when the hub drops it as slow.
-    pub closer: Option<SocketCloser>,
+    /// The client's connection, closed by the hub if the client stops reading.
+    pub conn: ConnHandle,
 }
 
 /// Sent when a client's stream is dropped, however it ended.
@@ -33,25 +34,12 @@ pub struct Disconnect(pub ClientId);
 #[rtype(result = "()")]
 pub struct Publish {
     pub entries: Vec<Entry>,
+    /// Their frames' bytes, counted in the backlog until handled.
+    pub bytes: usize,
 }
 
-/// Sent by `GET /stats`.
-#[derive(Message)]
-#[rtype(result = "Stats")]
-pub struct GetStats;
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Stats {
-    pub clients: usize,
-    pub topics: std::collections::BTreeMap<String, usize>,
-    pub published: u64,
-    pub delivered: u64,
-    pub dropped_slow: u64,
-    pub history: usize,
-    pub uptime_secs: u64,
-}
-
-/// Sent by `GET /readyz`: whether the hub still accepts clients and events.
+/// Sent by `GET /readyz`: whether the hub still accepts clients and events. Answered
+/// by the hub itself, so a hub that no longer handles messages is not ready.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct IsReady;

@@ -4,40 +4,57 @@
 //! thread of its own and never waits on a client: it only `try_send`s, and a client
 //! whose queue is full is dropped on the spot.
 //!
-//! Two pieces of its state are shared, so that a publish can be answered without a
-//! round trip through the hub's thread (which would queue the answer behind the
-//! fan-out's wake-ups): the [`ledger`] of event ids, and the topic index, which
-//! publish handlers read (never write) to count an event's receivers.
+//! - [`registry`]: the clients and the topic index, changed only together.
+//! - [`fanout`]: one event, batch or heartbeat queued for every client it reaches.
+//! - [`history`]: what a reconnecting client is replayed.
+//! - [`publisher`] and [`ledger`]: the publish side, answered without a round trip
+//!   through the hub's thread (which would queue the answer behind the fan-out's
+//!   wake-ups): ids are reserved in the shared ledger, and receivers counted from the
+//!   shared topic index, which publish handlers read and only the registry writes.
+//! - [`stats`]: counters the hub keeps, read by `/stats` off the hub's thread.
+//! - [`subscription`]: the stream a client's response body reads.
 
+mod client;
+mod clock;
+mod fanout;
 mod history;
 mod ids;
 mod index;
 mod ledger;
 pub mod messages;
 mod publisher;
+mod registry;
+mod stats;
 mod subscription;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Handler, MessageResult};
-use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Handler};
+use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::conn::ConnHandle;
 use crate::error::ApiError;
 use crate::event::{EARLIEST, Event};
-use crate::socket::SocketCloser;
 use crate::sse;
 use crate::topic::{Topic, TopicFilter};
 
-use history::{Entry, History};
+use client::{Client, ClientId, Leave};
+use clock::Clock;
+use fanout::FanOut;
+use history::{Entry, History, Limits};
 use index::TopicIndex;
-use ledger::{Ledger, Retention};
-use messages::{Connect, Disconnect, GetStats, IsReady, Publish, Shutdown, Stats};
-pub use publisher::{Accepted, Publisher};
+use ledger::Retention;
+use messages::{Connect, Disconnect, IsReady, Publish, Shutdown};
+use publisher::Intake;
+use registry::Registry;
+use stats::Counters;
+
+pub use publisher::{Accepted, MAX_PENDING_BYTES, MAX_PENDING_PUBLISHES, Publisher};
+pub use stats::StatsBoard;
 pub use subscription::Subscription;
 
 /// Messages the hub's mailbox holds before `send` waits: room for a burst of 10,000
@@ -51,8 +68,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Seconds a client refused for capacity is asked to wait (`Retry-After`).
 const RETRY_AFTER_FULL_SECS: u64 = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(u64);
+/// How often the hub looks for stalled clients (and, with a TTL, expires history
+/// that nothing else has touched).
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 
 /// What the hub needs from the configuration.
 #[derive(Debug, Clone)]
@@ -60,10 +78,12 @@ pub struct Settings {
     pub client_buffer: usize,
     pub heartbeat: Duration,
     pub retry_ms: u64,
-    pub history_size: usize,
-    pub history_ttl: Option<Duration>,
+    pub history: Limits,
+    pub stall_timeout: Duration,
     pub max_clients: usize,
-    pub clock: Option<Duration>,
+    pub max_pending_bytes: usize,
+    pub demo_clock: Option<Duration>,
+    time: Clock,
 }
 
 impl Settings {
@@ -73,281 +93,193 @@ impl Settings {
             client_buffer: config.sse.client_buffer,
             heartbeat: Duration::from_secs(config.sse.heartbeat_secs),
             retry_ms: config.sse.retry_ms,
-            history_size: config.sse.history_size,
-            history_ttl: secs(config.sse.history_ttl_secs),
+            history: Limits {
+                events: config.sse.history_size,
+                bytes: config.sse.history_max_bytes,
+                ttl: secs(config.sse.history_ttl_secs),
+            },
+            stall_timeout: Duration::from_secs(config.sse.stall_timeout_secs),
             max_clients: config.sse.max_clients,
-            clock: secs(config.demo.clock_secs),
+            max_pending_bytes: MAX_PENDING_BYTES,
+            demo_clock: secs(config.demo.clock_secs),
+            time: Clock::System,
         }
     }
 }
 
-struct Client {
-    /// The receiver is this client's response body: dropping this sender ends the
-    /// stream, so disconnecting a client is removing its entry, nothing more.
-    tx: mpsc::Sender<Bytes>,
-    filters: Box<[TopicFilter]>,
-    /// The `seq` of the last event queued for this client: it gets each event once
-    /// even when several of its filters match, and a client whose mark is older than
-    /// the last heartbeat round has been idle since.
-    mark: u64,
-    /// Resets the connection if the client is dropped as slow; `None` where the
-    /// connection is not a plain TCP socket.
-    closer: Option<SocketCloser>,
-}
-
-/// Why a client leaves the registry.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Leave {
-    /// Its queue was full: it is not reading.
-    Slow,
-    /// Its stream is gone already.
-    Gone,
-}
-
 pub struct Hub {
     settings: Settings,
-    clients: HashMap<ClientId, Client>,
-    /// Which clients want which topics; shared with the publish handlers, who read it.
-    index: Arc<RwLock<TopicIndex>>,
+    registry: Registry,
+    fanout: FanOut,
     history: History,
-    /// Ids accepted and not yet evicted; the hub releases what it evicts.
-    ledger: Arc<Mutex<Ledger>>,
-    /// `Publish` messages not yet handled; see [`publisher::MAX_PENDING_PUBLISHES`].
-    pending: Arc<AtomicUsize>,
-    next_client: u64,
-    /// Counts events fanned out; see `Client::mark`.
-    seq: u64,
-    /// `seq` when the previous heartbeat round ran.
-    seq_at_heartbeat: u64,
+    /// Shared with the publish handlers: the ledger (the hub releases what history
+    /// evicts), the backlog (the hub counts handled publishes out) and the stop flag.
+    intake: Arc<Intake>,
+    counters: Arc<Counters>,
     /// The stream's first bytes, encoded once.
     preamble: Bytes,
-    published: u64,
-    delivered: u64,
-    dropped_slow: u64,
-    /// Reused between publishes, so matching allocates nothing per event.
-    scratch: Vec<ClientId>,
     closing: bool,
-    started: Instant,
 }
 
-/// Starts the hub on `thread`; answers its address and the handle publishers use.
-pub fn start(settings: Settings, thread: &ArbiterHandle) -> (Addr<Hub>, Publisher) {
+/// A started hub, and what the handlers use to reach it.
+pub struct Handles {
+    pub hub: Addr<Hub>,
+    pub publisher: Publisher,
+    pub stats: StatsBoard,
+}
+
+/// Starts the hub on `thread`.
+pub fn start(settings: Settings, thread: &ArbiterHandle) -> Handles {
     let index = Arc::new(RwLock::new(TopicIndex::default()));
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let pending = Arc::new(AtomicUsize::new(0));
+    let intake = Arc::new(Intake::default());
+    let counters = Arc::new(Counters::default());
     let retention = Retention {
-        size: settings.history_size,
-        ttl: settings.history_ttl,
+        size: settings.history.events,
+        ttl: settings.history.ttl,
     };
+    let time = settings.time.clone();
+    let max_pending_bytes = settings.max_pending_bytes;
     let hub = Hub {
         preamble: sse::preamble(settings.retry_ms),
-        history: History::new(settings.history_size, settings.history_ttl),
-        settings,
-        clients: HashMap::new(),
-        index: index.clone(),
-        ledger: ledger.clone(),
-        pending: pending.clone(),
-        next_client: 0,
-        seq: 0,
-        seq_at_heartbeat: 0,
-        published: 0,
-        delivered: 0,
-        dropped_slow: 0,
-        scratch: Vec::new(),
+        history: History::new(settings.history),
+        registry: Registry::new(index.clone()),
+        fanout: FanOut::default(),
+        intake: intake.clone(),
+        counters: counters.clone(),
         closing: false,
-        started: Instant::now(),
+        settings,
     };
     let hub = Hub::start_in_arbiter(thread, move |_| hub);
-    let publisher = Publisher {
-        hub: hub.clone(),
-        ledger,
-        index,
-        pending,
-        retention,
-    };
-    (hub, publisher)
+    Handles {
+        publisher: Publisher {
+            hub: hub.clone(),
+            intake,
+            index: index.clone(),
+            retention,
+            max_pending_bytes,
+            time,
+        },
+        stats: StatsBoard::new(counters, index),
+        hub,
+    }
 }
 
 impl Hub {
-    fn index(&self) -> RwLockReadGuard<'_, TopicIndex> {
-        // unwrap: only the hub writes the index, and it does not panic while doing so.
-        self.index.read().unwrap()
+    fn now(&self) -> Instant {
+        self.settings.time.now()
     }
 
-    fn index_mut(&self) -> RwLockWriteGuard<'_, TopicIndex> {
-        // unwrap: as above.
-        self.index.write().unwrap()
+    /// Fans events out (the [`fanout`] step), drops whoever it found not reading, and
+    /// keeps the events for replay.
+    fn publish(&mut self, entries: Vec<Entry>) {
+        self.expire_history();
+        let delivered = match &entries[..] {
+            [event] => self
+                .fanout
+                .event(&mut self.registry, &event.topics, &event.frame),
+            batch => self.fanout.batch(&mut self.registry, batch),
+        };
+        Counters::add(&self.counters.published, entries.len() as u64);
+        Counters::add(&self.counters.delivered, delivered);
+        self.remove_leaving();
+        self.remember(entries);
     }
 
     /// Keeps published events for replay, releasing the ids of those evicted.
-    fn remember(&mut self, entries: impl IntoIterator<Item = Entry>) {
-        let evicted: Vec<Entry> = entries
-            .into_iter()
-            .filter_map(|e| self.history.push(e))
-            .collect();
+    fn remember(&mut self, entries: Vec<Entry>) {
+        let mut evicted = Vec::new();
+        for entry in entries {
+            self.history.push(entry, |e| evicted.push(e));
+        }
         self.release(evicted);
     }
 
     /// Drops history past its TTL.
     fn expire_history(&mut self) {
         let mut evicted = Vec::new();
-        self.history.expire(Instant::now(), |e| evicted.push(e));
+        self.history.expire(self.now(), |e| evicted.push(e));
         self.release(evicted);
     }
 
     fn release(&self, evicted: Vec<Entry>) {
+        self.counters
+            .history
+            .store(self.history.len(), Ordering::Relaxed);
         if evicted.is_empty() {
             return;
         }
         // unwrap: the ledger's users never panic while holding it.
-        let mut ledger = self.ledger.lock().unwrap();
+        let mut ledger = self.intake.ledger.lock().unwrap();
         for entry in &evicted {
-            ledger.release(&entry.id);
+            ledger.release(&entry.id, entry.reservation);
         }
     }
 
     /// The first items of a new stream: the preamble, then every held event after
     /// `last_event_id` that the filters match, or a `hub.gap` if that id is not held.
+    /// A client that connects without a position is told the newest id instead, so
+    /// that if it is cut off before its first event it resumes from where it
+    /// connected rather than silently missing what followed (SPEC §3).
     /// Replayed events are the history's own shared frames, so replaying the whole
     /// history to many clients at once costs pointers, not copies.
     fn replay(&self, filters: &[TopicFilter], last_event_id: Option<&str>) -> Vec<Bytes> {
         let mut head = vec![self.preamble.clone()];
-        let Some(asked) = last_event_id else {
-            return head;
-        };
         let matching = |e: &&Entry| wants(filters, &e.topics);
-        if asked == EARLIEST {
-            head.extend(self.history.all().filter(matching).map(|e| e.frame.clone()));
-        } else if let Some(later) = self.history.after(asked) {
-            head.extend(later.filter(matching).map(|e| e.frame.clone()));
-        } else {
-            head.push(sse::gap(self.history.newest_id(), asked));
+        match last_event_id {
+            None => head.extend(self.history.newest_id().map(sse::position)),
+            Some(EARLIEST) => {
+                head.extend(self.history.all().filter(matching).map(|e| e.frame.clone()))
+            }
+            Some(asked) => match self.history.after(asked) {
+                Some(later) => head.extend(later.filter(matching).map(|e| e.frame.clone())),
+                None => head.push(sse::gap(self.history.newest_id(), asked)),
+            },
         }
         head
     }
 
-    /// Starts a new event (a new `seq`) and, unless it is a global broadcast, collects
-    /// into `scratch`, once each, the clients its topics reach.
-    fn next_event(&mut self, topics: &[Topic]) {
-        self.seq += 1;
-        let seq = self.seq;
-        self.scratch.clear();
-        // unwrap: only the hub writes the index, and it does not panic while doing so.
-        let index = self.index.read().unwrap();
-        let (clients, scratch) = (&mut self.clients, &mut self.scratch);
-        for topic in topics {
-            index.for_each_match(topic, |id| {
-                if let Some(client) = clients.get_mut(&id)
-                    && client.mark != seq
-                {
-                    client.mark = seq;
-                    scratch.push(id);
-                }
-            });
-        }
-    }
-
-    /// Fans one event out, then keeps it.
-    fn publish_one(&mut self, entry: Entry) {
-        self.next_event(&entry.topics);
-        self.published += 1;
-        self.fan_out(&entry.frame, entry.topics.is_empty());
-        self.remember([entry]);
-    }
-
-    /// Queues `frame` for every client when `global`, else for those `next_event`
-    /// collected; clients whose queue is full are dropped.
-    fn fan_out(&mut self, frame: &Bytes, global: bool) {
-        let mut leaving = Vec::new();
-        let mut sent = 0;
-        if global {
-            for (&id, client) in &mut self.clients {
-                sent += offer(id, client, frame, self.seq, &mut leaving);
-            }
-        } else {
-            for &id in &self.scratch {
-                if let Some(client) = self.clients.get_mut(&id) {
-                    sent += offer(id, client, frame, self.seq, &mut leaving);
-                }
-            }
-        }
-        self.delivered += sent;
-        self.remove_all(leaving);
-    }
-
-    /// Publishes a batch: each client gets one queue item holding, in order, the
-    /// events that match it, and clients that match the same events share one buffer.
-    /// Which events a client gets is a bitset over the batch (128 bytes for 1000
-    /// events), kept only for clients that topic events reach; global events go to
-    /// everyone without being listed per client. So a batch costs memory in proportion
-    /// to the clients it reaches, not to clients × events.
-    fn publish_batch(&mut self, entries: Vec<Entry>) {
-        let words = entries.len().div_ceil(64);
-        let mut everyone = vec![0u64; words];
-        let mut picks: HashMap<ClientId, Vec<u64>> = HashMap::new();
-        for (i, entry) in entries.iter().enumerate() {
-            self.next_event(&entry.topics);
-            let bit = (i / 64, 1u64 << (i % 64));
-            if entry.topics.is_empty() {
-                everyone[bit.0] |= bit.1;
-            }
-            for &id in &self.scratch {
-                picks.entry(id).or_insert_with(|| vec![0; words])[bit.0] |= bit.1;
-            }
-        }
-        self.published += entries.len() as u64;
-
-        let mut chunks: HashMap<Vec<u64>, (Bytes, u64)> = HashMap::new();
-        let chunk = |bits: &Vec<u64>| {
-            let mut chunk = BytesMut::new();
-            let mut count = 0;
-            for (i, entry) in entries.iter().enumerate() {
-                if bits[i / 64] & (1 << (i % 64)) != 0 {
-                    chunk.extend_from_slice(&entry.frame);
-                    count += 1;
-                }
-            }
-            (chunk.freeze(), count)
-        };
-        let mut leaving = Vec::new();
-        if everyone.iter().any(|&w| w != 0) {
-            let (frame, count) = chunk(&everyone);
-            for (&id, client) in &mut self.clients {
-                if !picks.contains_key(&id) {
-                    let sent = offer(id, client, &frame, self.seq, &mut leaving);
-                    self.delivered += sent * count;
-                }
-            }
-        }
-        for (id, mut bits) in picks {
-            bits.iter_mut().zip(&everyone).for_each(|(w, e)| *w |= e);
-            let (frame, count) = chunks.entry(bits).or_insert_with_key(|bits| chunk(bits));
-            if let Some(client) = self.clients.get_mut(&id) {
-                let sent = offer(id, client, frame, self.seq, &mut leaving);
-                self.delivered += sent * *count;
-            }
-        }
-        self.remove_all(leaving);
-        self.remember(entries);
-    }
-
-    fn remove_all(&mut self, leaving: Vec<(ClientId, Leave)>) {
-        for (id, why) in leaving {
+    fn remove_leaving(&mut self) {
+        for (id, why) in self.fanout.take_leaving() {
             self.remove(id, why);
         }
     }
 
     fn remove(&mut self, id: ClientId, why: Leave) {
-        let Some(client) = self.clients.remove(&id) else {
+        let Some(client) = self.registry.remove(id) else {
             return;
         };
-        self.index_mut().remove(id, &client.filters);
-        if why == Leave::Slow {
-            self.dropped_slow += 1;
-            log::debug!("client {} dropped: too slow", id.0);
-            if let Some(closer) = client.closer {
-                closer.close();
+        self.counters
+            .clients
+            .store(self.registry.len(), Ordering::Relaxed);
+        match why {
+            Leave::Slow => {
+                Counters::add(&self.counters.dropped_slow, 1);
+                log::debug!("client {id} dropped: too slow (its queue was full)");
             }
+            Leave::Stalled => {
+                Counters::add(&self.counters.dropped_stalled, 1);
+                log::debug!("client {id} dropped: stalled (its socket took nothing)");
+            }
+            Leave::Gone => log::debug!("client {id} disconnected"),
+        }
+        if why.closes_connection() {
+            client.conn.trip();
+        }
+    }
+
+    /// Drops every client whose connection has had bytes waiting, and taken none of
+    /// them, for `stall_timeout`: its queue may never fill (a quiet topic, or a replay
+    /// that is written before the queue), yet it holds memory it will not read.
+    fn drop_stalled(&mut self) {
+        let (now, limit) = (self.now(), self.settings.stall_timeout);
+        let stalled: Vec<ClientId> = self
+            .registry
+            .iter_mut()
+            .filter(|(_, c)| c.conn.stalled_for(now).is_some_and(|d| d >= limit))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stalled {
+            self.remove(id, Leave::Stalled);
         }
     }
 
@@ -362,51 +294,17 @@ impl Hub {
             id: None,
             retry: None,
         };
-        self.next_event(&event.topics);
-        self.published += 1;
-        self.fan_out(&sse::encode_body(&event), false);
+        let frame = sse::encode_body(&event);
+        let delivered = self.fanout.event(&mut self.registry, &event.topics, &frame);
+        Counters::add(&self.counters.published, 1);
+        Counters::add(&self.counters.delivered, delivered);
+        self.remove_leaving();
     }
 
-    /// Sends a comment to every client that was sent nothing since the last round.
     fn heartbeat(&mut self) {
-        let idle_since = self.seq_at_heartbeat;
         let beat = Bytes::from_static(sse::HEARTBEAT);
-        let mut leaving = Vec::new();
-        for (&id, client) in &mut self.clients {
-            if client.mark <= idle_since {
-                // A heartbeat is not an event: the client's mark stays, so it is
-                // still idle at the next round unless an event reaches it.
-                let mark = client.mark;
-                offer(id, client, &beat, mark, &mut leaving);
-            }
-        }
-        self.remove_all(leaving);
-        self.seq_at_heartbeat = self.seq;
-    }
-}
-
-/// Queues `frame` for a client without waiting: 1 if queued, else 0 and the client
-/// goes on the leaving list (a full queue means it is not reading).
-fn offer(
-    id: ClientId,
-    client: &mut Client,
-    frame: &Bytes,
-    seq: u64,
-    leaving: &mut Vec<(ClientId, Leave)>,
-) -> u64 {
-    match client.tx.try_send(frame.clone()) {
-        Ok(()) => {
-            client.mark = seq;
-            1
-        }
-        Err(TrySendError::Full(_)) => {
-            leaving.push((id, Leave::Slow));
-            0
-        }
-        Err(TrySendError::Closed(_)) => {
-            leaving.push((id, Leave::Gone));
-            0
-        }
+        self.fanout.heartbeat(&mut self.registry, &beat);
+        self.remove_leaving();
     }
 }
 
@@ -419,17 +317,20 @@ impl Actor for Hub {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Nothing can take over the hub's work: a panic here must end the process.
+        crate::fatal::mark_this_thread();
         // Connects (sent with `send`, which waits while the mailbox is over capacity)
         // arrive in bursts of thousands; the mailbox must not be what limits them.
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         // Rounds at half the period, each reaching the clients sent nothing since the
         // round before, so no stream is silent for longer than `heartbeat_secs`.
         ctx.run_interval(self.settings.heartbeat / 2, |hub, _| hub.heartbeat());
-        if self.settings.history_ttl.is_some() {
+        ctx.run_interval(HOUSEKEEPING_EVERY, |hub, _| {
+            hub.drop_stalled();
             // Frees expired events' memory even when nothing else reaches the hub.
-            ctx.run_interval(Duration::from_secs(1), |hub, _| hub.expire_history());
-        }
-        if let Some(every) = self.settings.clock {
+            hub.expire_history();
+        });
+        if let Some(every) = self.settings.demo_clock {
             ctx.run_interval(every, |hub, _| hub.tick_clock());
         }
     }
@@ -442,7 +343,7 @@ impl Handler<Connect> for Hub {
         if self.closing {
             return Err(ApiError::shutting_down());
         }
-        if self.clients.len() >= self.settings.max_clients {
+        if self.registry.len() >= self.settings.max_clients {
             return Err(ApiError::Unavailable {
                 reason: "too many clients (max_clients reached)",
                 retry_after: RETRY_AFTER_FULL_SECS,
@@ -451,19 +352,16 @@ impl Handler<Connect> for Hub {
         self.expire_history();
         let head = self.replay(&msg.filters, msg.last_event_id.as_deref());
         let (tx, rx) = mpsc::channel(self.settings.client_buffer);
-        let id = ClientId(self.next_client);
-        self.next_client += 1;
-        self.index_mut().add(id, &msg.filters);
-        self.clients.insert(
-            id,
-            Client {
-                tx,
-                filters: msg.filters.into(),
-                mark: self.seq,
-                closer: msg.closer,
-            },
-        );
-        log::debug!("client {} connected ({} now)", id.0, self.clients.len());
+        let id = self.registry.insert(Client {
+            tx,
+            filters: msg.filters.into(),
+            mark: self.fanout.seq(),
+            conn: msg.conn,
+        });
+        self.counters
+            .clients
+            .store(self.registry.len(), Ordering::Relaxed);
+        log::debug!("client {id} connected ({} now)", self.registry.len());
         Ok(Subscription::new(id, head, rx, ctx.address()))
     }
 }
@@ -473,41 +371,20 @@ impl Handler<Disconnect> for Hub {
 
     fn handle(&mut self, Disconnect(id): Disconnect, _: &mut Self::Context) {
         self.remove(id, Leave::Gone);
-        log::debug!("client {} disconnected ({} now)", id.0, self.clients.len());
     }
 }
 
 impl Handler<Publish> for Hub {
     type Result = ();
 
-    fn handle(&mut self, Publish { mut entries }: Publish, _: &mut Self::Context) {
-        self.pending.fetch_sub(1, Ordering::Relaxed);
-        if self.closing {
+    fn handle(&mut self, Publish { entries, bytes }: Publish, _: &mut Self::Context) {
+        self.intake.backlog.done(bytes);
+        // Once the stop has begun, what is still queued is skipped: the stop must not
+        // wait for a backlog of fan-outs (nothing new was accepted since).
+        if self.closing || self.intake.stopping.load(Ordering::Relaxed) {
             return;
         }
-        self.expire_history();
-        match entries.len() {
-            // unwrap: the length was just matched.
-            1 => self.publish_one(entries.pop().unwrap()),
-            _ => self.publish_batch(entries),
-        }
-    }
-}
-
-impl Handler<GetStats> for Hub {
-    type Result = MessageResult<GetStats>;
-
-    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
-        self.expire_history();
-        MessageResult(Stats {
-            clients: self.clients.len(),
-            topics: self.index().counts().collect(),
-            published: self.published,
-            delivered: self.delivered,
-            dropped_slow: self.dropped_slow,
-            history: self.history.len(),
-            uptime_secs: self.started.elapsed().as_secs(),
-        })
+        self.publish(entries);
     }
 }
 
@@ -525,83 +402,18 @@ impl Handler<Shutdown> for Hub {
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         self.closing = true;
         // unwrap: the ledger's users never panic while holding it.
-        self.ledger.lock().unwrap().close();
-        *self.index_mut() = TopicIndex::default();
+        self.intake.ledger.lock().unwrap().close();
         // Dropping the senders ends every stream. A client that is not reading never
         // lets its stream finish (its socket never becomes writable), so whoever is
-        // still connected after a grace period has their connection reset; a closer
-        // whose stream has ended does nothing.
-        let closers: Vec<SocketCloser> =
-            self.clients.drain().filter_map(|(_, c)| c.closer).collect();
+        // still connected after a grace period has their connection reset; tripping
+        // the handle of a connection that has closed does nothing.
+        let conns: Vec<ConnHandle> = self.registry.drain().map(|c| c.conn).collect();
+        self.counters.clients.store(0, Ordering::Relaxed);
         ctx.run_later(SHUTDOWN_GRACE, move |_, _| {
-            closers.into_iter().for_each(SocketCloser::close);
+            conns.iter().for_each(ConnHandle::trip);
         });
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-    use actix::Arbiter;
-
-    fn event() -> Event {
-        Event {
-            event: None,
-            data: "x".into(),
-            topics: Box::default(),
-            id: None,
-            retry: None,
-        }
-    }
-
-    #[actix_web::test]
-    async fn publishes_beyond_what_the_hub_has_pending_are_refused_not_queued() {
-        // The hub runs on this test's thread, so it handles nothing until we await.
-        let (hub, publisher) = start(
-            Settings::from_config(&Config::default()),
-            &Arbiter::current(),
-        );
-        for _ in 0..publisher::MAX_PENDING_PUBLISHES {
-            publisher.publish(vec![event()], false).unwrap();
-        }
-        let refused = publisher.publish(vec![event()], false).unwrap_err();
-        assert!(
-            matches!(refused, ApiError::Unavailable { .. }),
-            "{refused:?}"
-        );
-        let stats = hub.send(GetStats).await.unwrap();
-        assert_eq!(stats.published, publisher::MAX_PENDING_PUBLISHES as u64);
-        assert!(
-            publisher.publish(vec![event()], false).is_ok(),
-            "accepted again once handled"
-        );
-    }
-
-    #[actix_web::test]
-    async fn after_shutdown_nothing_is_accepted_that_could_be_lost() {
-        let (hub, publisher) = start(
-            Settings::from_config(&Config::default()),
-            &Arbiter::current(),
-        );
-        assert!(hub.send(IsReady).await.unwrap());
-        assert!(publisher.publish(vec![event()], false).is_ok());
-        hub.send(Shutdown).await.unwrap();
-        assert!(!hub.send(IsReady).await.unwrap());
-        let refused = publisher.publish(vec![event()], false).unwrap_err();
-        assert!(
-            matches!(refused, ApiError::Unavailable { .. }),
-            "{refused:?}"
-        );
-        let connect = Connect {
-            filters: Vec::new(),
-            last_event_id: None,
-            closer: None,
-        };
-        let refused = hub.send(connect).await.unwrap().err().unwrap();
-        assert!(
-            matches!(refused, ApiError::Unavailable { .. }),
-            "{refused:?}"
-        );
-    }
-}
+mod tests;

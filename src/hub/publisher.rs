@@ -1,18 +1,18 @@
 //! The publish side of the hub, for `POST /broadcast`: accepts events and answers
 //! without waiting for the hub.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
 
 use actix::Addr;
 use bytes::Bytes;
 
 use crate::error::ApiError;
-use crate::event::Event;
+use crate::event::Publication;
 use crate::sse;
 
 use super::Hub;
+use super::clock::Clock;
 use super::history::Entry;
 use super::index::TopicIndex;
 use super::ledger::{Ledger, Retention};
@@ -33,55 +33,124 @@ pub struct Accepted {
 /// 1M deliveries/s this is seconds of work even for a few subscribers each.
 pub const MAX_PENDING_PUBLISHES: usize = 10_000;
 
-/// Cheap to clone: one per worker, all sharing the hub's ledger and topic index.
-#[derive(Clone)]
-pub struct Publisher {
-    pub(super) hub: Addr<Hub>,
-    pub(super) ledger: Arc<Mutex<Ledger>>,
-    /// Read here only to count receivers; the hub alone writes it.
-    pub(super) index: Arc<RwLock<TopicIndex>>,
-    /// `Publish` messages in the hub's mailbox; the hub counts them down.
-    pub(super) pending: Arc<AtomicUsize>,
-    pub(super) retention: Retention,
+/// Bytes of frames handed to the hub and not yet fanned out, beyond which a publish is
+/// refused with 503: the count alone would let 10,000 publishes of 1 MiB hold 10 GiB.
+/// 64 MiB is as much as the whole default history, and at 1 KiB events still a
+/// second of the fan-out's fastest pace to a thousand clients.
+pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
+
+/// Publishes waiting for the fan-out, by count and by bytes. Handlers add under the
+/// ledger's lock (so the check and the add are one step); the hub subtracts.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    publishes: AtomicUsize,
+    bytes: AtomicUsize,
 }
 
-impl Publisher {
-    /// Validated events in, ids and receivers out; the hub fans them out afterwards.
-    pub fn publish(&self, events: Vec<Event>, batch: bool) -> Result<Accepted, ApiError> {
-        if self.pending.load(Ordering::Relaxed) >= MAX_PENDING_PUBLISHES {
+impl Backlog {
+    /// Counts a publish in, or refuses it when either bound would be passed. A single
+    /// publish larger than the byte budget still goes through when nothing waits, so
+    /// that every publish within `max_body_bytes` can be made.
+    fn admit(&self, bytes: usize, max_bytes: usize) -> Result<(), ApiError> {
+        let waiting = self.bytes.load(Ordering::Relaxed);
+        if self.publishes.load(Ordering::Relaxed) >= MAX_PENDING_PUBLISHES
+            || (waiting > 0 && waiting + bytes > max_bytes)
+        {
             return Err(ApiError::Unavailable {
                 reason: "hub: too many publishes waiting to be fanned out",
                 retry_after: 1,
             });
         }
+        self.publishes.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Called by the hub for each publish it has handled (or skipped).
+    pub fn done(&self, bytes: usize) {
+        self.publishes.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// The state publish handlers share with the hub.
+#[derive(Debug, Default)]
+pub struct Intake {
+    pub ledger: Mutex<Ledger>,
+    pub backlog: Backlog,
+    /// Set when the stop begins: the hub skips what is still queued, so the stop
+    /// never waits for a backlog of fan-outs.
+    pub stopping: AtomicBool,
+}
+
+/// Cheap to clone: one per worker, all sharing the hub's intake and topic index.
+#[derive(Clone)]
+pub struct Publisher {
+    pub(super) hub: Addr<Hub>,
+    pub(super) intake: Arc<Intake>,
+    /// Read here only to count receivers; the hub alone writes it.
+    pub(super) index: Arc<RwLock<TopicIndex>>,
+    pub(super) retention: Retention,
+    pub(super) max_pending_bytes: usize,
+    pub(super) time: Clock,
+}
+
+impl Publisher {
+    /// Refuses every publish from now on (503), and tells the hub to skip those it
+    /// has not fanned out yet.
+    pub fn stop(&self) {
+        self.intake.stopping.store(true, Ordering::SeqCst);
+        // unwrap: the ledger's users never panic while holding it.
+        self.intake.ledger.lock().unwrap().close();
+    }
+
+    /// Validated events in, ids and receivers out; the hub fans them out afterwards.
+    pub fn publish(&self, publication: Publication) -> Result<Accepted, ApiError> {
         // Work that needs no order happens before the lock: encoding, and counting the
-        // receivers (a count at acceptance, not a promise of delivery).
-        let bodies: Vec<Bytes> = events.iter().map(sse::encode_body).collect();
-        let receivers = {
-            // unwrap: the hub never panics while holding the index.
-            let index = self.index.read().unwrap();
-            events.iter().map(|e| index.count(&e.topics) as u64).sum()
-        };
+        // receivers (a count at acceptance, not a promise of delivery). The index is
+        // read one event at a time, so a batch never holds the hub's writes back.
+        let bodies: Vec<Bytes> = publication.events.iter().map(sse::encode_body).collect();
+        let receivers = publication
+            .events
+            .iter()
+            .map(|e| {
+                // unwrap: the hub never panics while holding the index.
+                self.index.read().unwrap().count(&e.topics) as u64
+            })
+            .sum();
 
         // unwrap: the ledger's users never panic while holding it.
-        let mut ledger = self.ledger.lock().unwrap();
-        let now = Instant::now();
-        let ids = ledger.accept(&events, batch, self.retention, now)?;
-        let entries = events
+        let mut ledger = self.intake.ledger.lock().unwrap();
+        let now = self.time.now();
+        let reserved = ledger.accept(&publication, self.retention, now)?;
+        let entries: Vec<Entry> = publication
+            .events
             .into_iter()
-            .zip(&ids)
+            .zip(&reserved.ids)
             .zip(bodies)
-            .map(|((event, id), body)| Entry {
+            .zip(reserved.first_reservation..)
+            .map(|(((event, id), body), reservation)| Entry {
                 frame: sse::frame(id, &body),
                 id: id.clone(),
                 topics: event.topics,
                 at: now,
+                reservation,
             })
             .collect();
+        let bytes = entries.iter().map(|e| e.frame.len()).sum();
+        if let Err(refused) = self.intake.backlog.admit(bytes, self.max_pending_bytes) {
+            // Nothing was handed on: the ids go back, as if never asked for.
+            for (entry, reservation) in entries.iter().zip(reserved.first_reservation..) {
+                ledger.release(&entry.id, reservation);
+            }
+            return Err(refused);
+        }
         // Still under the lock, so the hub's mailbox holds events in id order.
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        self.hub.do_send(Publish { entries });
+        self.hub.do_send(Publish { entries, bytes });
         drop(ledger);
-        Ok(Accepted { ids, receivers })
+        Ok(Accepted {
+            ids: reserved.ids,
+            receivers,
+        })
     }
 }

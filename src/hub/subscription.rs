@@ -1,6 +1,7 @@
 //! One client's side of the hub: the stream its response body reads.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix::Addr;
@@ -8,8 +9,9 @@ use bytes::Bytes;
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
+use super::Hub;
+use super::client::{ClientId, Item, Selection};
 use super::messages::Disconnect;
-use super::{ClientId, Hub};
 
 /// The preamble and replay first, then whatever the hub queues, until the hub drops
 /// the sender (slow client, shutdown) or the connection goes away.
@@ -18,7 +20,9 @@ pub struct Subscription {
     /// Written before the queue and not counted against `client_buffer` (SPEC §1);
     /// `None` once written, so an idle stream keeps no buffer for it.
     head: Option<std::vec::IntoIter<Bytes>>,
-    rx: mpsc::Receiver<Bytes>,
+    /// A batch being written, and the index of its next frame to look at.
+    batch: Option<(Arc<Selection>, usize)>,
+    rx: mpsc::Receiver<Item>,
     hub: Addr<Hub>,
 }
 
@@ -26,14 +30,30 @@ impl Subscription {
     pub(super) fn new(
         id: ClientId,
         head: Vec<Bytes>,
-        rx: mpsc::Receiver<Bytes>,
+        rx: mpsc::Receiver<Item>,
         hub: Addr<Hub>,
     ) -> Self {
         Self {
             id,
             head: Some(head.into_iter()),
+            batch: None,
             rx,
             hub,
+        }
+    }
+
+    /// The next frame of the batch being written, if any is left.
+    fn next_of_batch(&mut self) -> Option<Bytes> {
+        let (selection, at) = self.batch.as_mut()?;
+        match selection.next_pick(*at) {
+            Some(i) => {
+                *at = i + 1;
+                Some(selection.frames[i].clone())
+            }
+            None => {
+                self.batch = None;
+                None
+            }
         }
     }
 }
@@ -48,9 +68,19 @@ impl Stream for Subscription {
             }
             self.head = None;
         }
-        // actix-http keeps polling while its write buffer has room, so several queued
-        // items leave in one write without our concatenating them.
-        self.rx.poll_recv(cx).map(|item| item.map(Ok))
+        loop {
+            if let Some(frame) = self.next_of_batch() {
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            // actix-http keeps polling while its write buffer has room, so several
+            // queued items leave in one write without our concatenating them.
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Item::Frame(frame))) => return Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(Some(Item::Batch(selection))) => self.batch = Some((selection, 0)),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

@@ -46,7 +46,7 @@ pub async fn publish(
     let batch = publication.batch;
     // Answered at once: the hub fans out afterwards, so publishers never wait for
     // subscribers.
-    let accepted = publisher.publish(publication.events, batch)?;
+    let accepted = publisher.publish(publication)?;
     let body = if batch {
         json!({"success": true, "ids": accepted.ids, "receivers": accepted.receivers})
     } else {
@@ -65,7 +65,8 @@ mod tests {
 
     async fn post_from(peer: &str) -> (u16, String) {
         let config = crate::config::Config::default();
-        let (_, publisher) = hub::start(Settings::from_config(&config), &actix::Arbiter::current());
+        let publisher =
+            hub::start(Settings::from_config(&config), &actix::Arbiter::current()).publisher;
         let (req, mut payload) = TestRequest::post()
             .peer_addr(peer.parse().unwrap())
             .insert_header(("Content-Type", "application/json"))

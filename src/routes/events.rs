@@ -1,20 +1,15 @@
 //! `GET /events`: the subscriber's long-lived stream (SPEC §3).
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use actix::Addr;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::Bytes;
-use futures_core::Stream;
 
+use crate::conn::ConnHandle;
 use crate::error::ApiError;
 use crate::event::MAX_TOPICS;
+use crate::hub::Hub;
 use crate::hub::messages::Connect;
-use crate::hub::{Hub, Subscription};
 use crate::query;
-use crate::socket::{self, BodyAlive, ConnSocket};
 use crate::topic::TopicFilter;
 
 pub async fn subscribe(
@@ -22,16 +17,23 @@ pub async fn subscribe(
     hub: web::Data<Addr<Hub>>,
 ) -> Result<HttpResponse, ApiError> {
     let (filters, last_event_id) = read_request(&req)?;
-    let alive = BodyAlive::default();
-    let closer = req
-        .conn_data::<ConnSocket>()
-        .map(|s| socket::watch(*s, &alive));
     let connect = Connect {
         filters,
         last_event_id,
-        closer,
+        conn: conn_of(&req).clone(),
     };
-    let subscription = hub.send(connect).await??;
+    let subscription = match hub.send(connect).await {
+        Ok(Ok(subscription)) => subscription,
+        Ok(Err(refused)) if refused != ApiError::shutting_down() => return Err(refused),
+        // A stopping node closes the connection rather than answer 503: EventSource
+        // gives up for good on any answer but 200, whereas a connection that fails is
+        // retried (by then to another node, if there is one). A browser reusing a
+        // kept-alive connection lands here while the server stops.
+        _ => {
+            conn_of(&req).trip();
+            return Err(ApiError::shutting_down());
+        }
+    };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -39,10 +41,12 @@ pub async fn subscribe(
         // The stream holds the connection for its life; when it ends (shutdown, slow
         // client) the connection goes too, so the browser reconnects afresh.
         .force_close()
-        .streaming(Body {
-            subscription,
-            _alive: alive,
-        }))
+        .streaming(subscription))
+}
+
+fn conn_of(req: &HttpRequest) -> &ConnHandle {
+    req.conn_data::<ConnHandle>()
+        .expect("every connection is accepted as a ConnIo (startup)")
 }
 
 /// The topics and the `Last-Event-ID` asked for. The header wins over the query
@@ -90,21 +94,6 @@ fn read_request(req: &HttpRequest) -> Result<(Vec<TopicFilter>, Option<String>),
         }
     }
     Ok((filters, last_event_id))
-}
-
-/// The response body: the hub's subscription, plus the token that tells this
-/// connection's socket closer the connection is still open.
-struct Body {
-    subscription: Subscription,
-    _alive: BodyAlive,
-}
-
-impl Stream for Body {
-    type Item = Result<Bytes, std::convert::Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.subscription).poll_next(cx)
-    }
 }
 
 #[cfg(test)]

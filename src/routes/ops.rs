@@ -4,8 +4,8 @@ use actix::Addr;
 use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
-use crate::hub::Hub;
-use crate::hub::messages::{GetStats, IsReady};
+use crate::hub::messages::IsReady;
+use crate::hub::{Hub, StatsBoard};
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
@@ -22,7 +22,10 @@ pub async fn readyz(hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError>
     }
 }
 
-pub async fn stats(hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError> {
-    let stats = hub.send(GetStats).await?;
-    Ok(HttpResponse::Ok().json(stats))
+/// Built at most once a second from counters the hub keeps (see `StatsBoard`), so
+/// polling it costs the hub nothing.
+pub async fn stats(board: web::Data<StatsBoard>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(board.answer())
 }

@@ -100,7 +100,8 @@ fn sigterm_ends_every_stream_and_exits_0_within_the_shutdown_timeout() {
             assert!(socket.read(&mut first).unwrap() > 0, "the stream started");
             std::thread::spawn(move || {
                 let mut rest = Vec::new();
-                // Ok(..) means the server ended the stream; a timeout is an error.
+                // Ok(..) means the server closed the connection; a reset or a
+                // timeout is an error.
                 socket
                     .read_to_end(&mut rest)
                     .map(|_| String::from_utf8_lossy(&rest).into_owned())
@@ -114,7 +115,7 @@ fn sigterm_ends_every_stream_and_exits_0_within_the_shutdown_timeout() {
         let rest = reader
             .join()
             .unwrap()
-            .expect("the stream ended, not timed out");
+            .expect("the connection closed, neither reset nor timed out");
         // A clean end of a chunked response: the terminating zero-length chunk.
         assert!(rest.ends_with("0\r\n\r\n"), "{rest:?}");
     }

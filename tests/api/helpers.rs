@@ -52,21 +52,42 @@ pub struct Subscriber {
     events: Events,
 }
 
+/// How a stream stopped. A test that expects a stream to stop says which of these it
+/// accepts: the server ending a stream on purpose (stop, shutdown) is `Clean`, while a
+/// client the hub cut for being slow may see either.
+#[derive(Debug)]
+pub enum End {
+    /// The body finished: the server ended the response (the chunked terminator).
+    Clean,
+    /// The connection broke before the body finished (a reset, a truncated chunk).
+    Broken(String),
+}
+
+/// What a read from the stream gave: an event, or how the stream stopped. A body that
+/// is not valid UTF-8 or not an event stream fails the test here: no caller expects it.
+fn outcome(item: Option<Result<Event, EventStreamError<reqwest::Error>>>) -> Result<Event, End> {
+    match item {
+        Some(Ok(event)) => Ok(event),
+        None => Err(End::Clean),
+        Some(Err(EventStreamError::Transport(error))) => Err(End::Broken(format!("{error:?}"))),
+        Some(Err(malformed)) => panic!("the server sent a malformed event stream: {malformed:?}"),
+    }
+}
+
 impl Subscriber {
     /// The next event; fails the test if none comes within `PATIENCE`.
     pub async fn next(&mut self) -> Event {
-        match tokio::time::timeout(PATIENCE, self.events.next()).await {
-            Ok(Some(Ok(event))) => event,
-            Ok(other) => panic!("the stream ended or broke: {other:?}"),
-            Err(_) => panic!("no event within {PATIENCE:?}"),
+        match self.next_or_end().await {
+            Ok(event) => event,
+            Err(end) => panic!("expected an event, but the stream stopped: {end:?}"),
         }
     }
 
-    /// The next event, or `None` if the stream ends (or breaks) first.
-    pub async fn next_or_end(&mut self) -> Option<Event> {
+    /// The next event, or how the stream stopped if it stops first; fails the test if
+    /// neither happens within `PATIENCE`. The caller decides which `End` it accepts.
+    pub async fn next_or_end(&mut self) -> Result<Event, End> {
         match tokio::time::timeout(PATIENCE, self.events.next()).await {
-            Ok(Some(Ok(event))) => Some(event),
-            Ok(_) => None,
+            Ok(item) => outcome(item),
             Err(_) => panic!("neither an event nor the end within {PATIENCE:?}"),
         }
     }
@@ -80,20 +101,43 @@ impl Subscriber {
         data
     }
 
-    /// Waits for the server to end the stream; fails if an event comes instead.
-    pub async fn ended(&mut self) {
-        match tokio::time::timeout(PATIENCE, self.events.next()).await {
-            Ok(None) | Ok(Some(Err(_))) => {}
-            Ok(Some(Ok(event))) => panic!("expected the end, got {event:?}"),
-            Err(_) => panic!("the stream did not end within {PATIENCE:?}"),
+    /// Reads events until the one whose id is `marker` (published after everything the
+    /// test expects), and answers those that came before it. This is how a test shows
+    /// that nothing else arrived: events reach a client in the hub's order, so what did
+    /// not come before the marker was never sent, whereas a pause proves nothing.
+    pub async fn until(&mut self, marker: &str) -> Vec<Event> {
+        let mut before = Vec::new();
+        loop {
+            let event = self.next().await;
+            if event.id == marker {
+                return before;
+            }
+            before.push(event);
         }
     }
 
-    /// Whether an event arrives within `wait` (for asserting that nothing does).
-    pub async fn quiet_for(&mut self, wait: Duration) -> Option<Event> {
-        match tokio::time::timeout(wait, self.events.next()).await {
-            Ok(Some(Ok(event))) => Some(event),
-            _ => None,
+    /// The data of the events before the marker (see `until`).
+    pub async fn data_until(&mut self, marker: &str) -> Vec<String> {
+        self.until(marker)
+            .await
+            .into_iter()
+            .map(|e| e.data)
+            .collect()
+    }
+
+    /// Waits for the server to finish the response; fails if an event comes instead
+    /// or the connection breaks.
+    pub async fn ended_cleanly(&mut self) {
+        match self.end().await {
+            End::Clean => {}
+            End::Broken(reason) => panic!("expected a clean end, the stream broke: {reason}"),
+        }
+    }
+
+    async fn end(&mut self) -> End {
+        match self.next_or_end().await {
+            Err(end) => end,
+            Ok(event) => panic!("expected the end, got {event:?}"),
         }
     }
 }

@@ -1,11 +1,16 @@
 //! Integration tests: each file is a story told against the real server.
 
+mod browser;
 mod helpers;
+mod proxy;
 
 mod admin;
 mod cli;
+mod failures;
+mod limits;
 mod publish;
 mod replay;
+mod resume;
 mod slow;
 mod subscribe;
 mod topics;

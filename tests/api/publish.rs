@@ -148,7 +148,10 @@ async fn every_refusal_names_its_field_and_publishes_nothing() {
     assert_eq!(status, 413);
     refused(&app, &mut subscriber, reply, "body").await;
     expected_published += 4;
-    assert_eq!(app.stats().await["published"], expected_published);
+    app.wait_for_stats("the accepted events counted", |s| {
+        s["published"] == expected_published
+    })
+    .await;
 }
 
 #[actix_web::test]

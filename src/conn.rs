@@ -1,0 +1,211 @@
+//! Each accepted connection, as the hub may act on it from its own thread.
+//!
+//! Ending a response body does not disconnect a client that stopped reading: actix-http
+//! polls the body only while its write buffer has room, so it would wait forever for
+//! the socket to become writable, holding the client's queue and megabytes of kernel
+//! buffer (PERF-NOTES). So every connection is accepted as a [`ConnIo`]: the socket,
+//! plus a [`ConnHandle`] the hub keeps for the client. Tripping the handle wakes the
+//! connection's own task, and every read, write and flush it tries from then on fails,
+//! so actix-http ends the connection itself, whatever protocol runs on top (HTTP/1,
+//! and TLS or HTTP/2 over the same I/O): nothing here knows a file-descriptor number,
+//! and nothing acts on the socket from another thread.
+//!
+//! The same I/O type measures whether the client is reading: the time since a write
+//! first found the socket full with nothing written since (see
+//! [`ConnHandle::stalled_for`]), so a client that accepts nothing is dropped after
+//! `stall_timeout_secs` even when its queue never fills.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use actix_web::rt::net::TcpStream;
+use futures_util::task::AtomicWaker;
+use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The kernel send buffer we ask for on each connection (Linux doubles it). Left to
+/// autotuning it grows to `tcp_wmem`'s maximum (4 MiB here) even toward a client that
+/// reads nothing, so a stalled client would cost megabytes of kernel memory and of
+/// writing before its queue fills and it is dropped. 256 KiB still carries 2.5 MB/s to
+/// a client 100 ms away, far more than an event stream needs.
+const SEND_BUFFER_BYTES: usize = 128 * 1024;
+
+/// What the hub holds for a client's connection: cheap to clone, and safe to use after
+/// the connection has gone (tripping it then does nothing). `default()` makes a handle
+/// no connection watches, for clients without a socket (benchmarks, unit tests).
+#[derive(Debug, Clone, Default)]
+pub struct ConnHandle(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    tripped: AtomicBool,
+    /// The connection's task, as last seen waiting on the socket.
+    waker: AtomicWaker,
+    /// Milliseconds on [`clock`] (plus one, so 0 means "not blocked") since a write
+    /// first found the socket full, reset by any write that makes progress.
+    blocked_since: AtomicU64,
+}
+
+impl ConnHandle {
+    /// Closes the connection: its task is woken and its next read or write fails. The
+    /// connection resets rather than closes, so the kernel frees what it still holds
+    /// for a client that never read it.
+    pub fn trip(&self) {
+        self.0.tripped.store(true, Ordering::SeqCst);
+        self.0.waker.wake();
+    }
+
+    /// How long the connection has had bytes to write that the socket would not take,
+    /// with nothing written since; `None` while it is keeping up.
+    pub fn stalled_for(&self, now: Instant) -> Option<Duration> {
+        match self.0.blocked_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_millis(millis(now).saturating_sub(since - 1))),
+        }
+    }
+
+    fn tripped(&self) -> bool {
+        self.0.tripped.load(Ordering::SeqCst)
+    }
+}
+
+/// An accepted TCP connection with its [`ConnHandle`]; actix-http (and, with TLS,
+/// rustls) does its I/O through this.
+pub struct ConnIo {
+    stream: TcpStream,
+    handle: ConnHandle,
+    /// Set once the trip has been acted on (the socket set to reset on close).
+    reset: bool,
+}
+
+impl ConnIo {
+    /// Takes over an accepted connection and bounds its kernel send buffer.
+    pub fn new(stream: TcpStream) -> Self {
+        // An error leaves the kernel's default, which is only less frugal.
+        let _ = SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER_BYTES);
+        Self {
+            stream,
+            handle: ConnHandle::default(),
+            reset: false,
+        }
+    }
+
+    pub fn handle(&self) -> &ConnHandle {
+        &self.handle
+    }
+
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+
+    /// The error every operation answers once the handle is tripped. The first time,
+    /// the socket is set to reset on close (`SO_LINGER` 0), on this connection's own
+    /// thread, while this value still owns it.
+    fn closed(&mut self) -> io::Error {
+        if !self.reset {
+            self.reset = true;
+            let socket = SockRef::from(&self.stream);
+            // Errors mean the peer is gone already, which is the goal.
+            let _ = socket.set_linger(Some(Duration::ZERO));
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+        io::Error::new(io::ErrorKind::ConnectionAborted, "closed by the hub")
+    }
+
+    /// Runs one operation on the socket unless the handle is tripped. When the socket
+    /// is not ready, remembers the task for [`ConnHandle::trip`] to wake, then looks at
+    /// the flag again, so a trip between the first look and the registration is seen.
+    fn guarded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if self.handle.tripped() {
+            return Poll::Ready(Err(self.closed()));
+        }
+        match op(Pin::new(&mut self.stream), cx) {
+            Poll::Pending => {
+                self.handle.0.waker.register(cx.waker());
+                if self.handle.tripped() {
+                    Poll::Ready(Err(self.closed()))
+                } else {
+                    Poll::Pending
+                }
+            }
+            ready => ready,
+        }
+    }
+
+    /// A guarded write that also keeps `blocked_since`: set when the socket first
+    /// refuses bytes, cleared by any write that makes progress.
+    fn guarded_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        let result = self.guarded(cx, op);
+        let blocked = &self.handle.0.blocked_since;
+        match result {
+            Poll::Pending if blocked.load(Ordering::Relaxed) == 0 => {
+                blocked.store(millis(Instant::now()) + 1, Ordering::Relaxed);
+            }
+            Poll::Ready(Ok(n)) if n > 0 && blocked.load(Ordering::Relaxed) != 0 => {
+                blocked.store(0, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        result
+    }
+}
+
+/// Milliseconds since the first call: a clock whose readings fit an atomic.
+fn millis(now: Instant) -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    now.saturating_duration_since(start).as_millis() as u64
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.guarded(cx, |stream, cx| stream.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.guarded_write(cx, |stream, cx| stream.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.guarded_write(cx, |stream, cx| stream.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.guarded(cx, |stream, cx| stream.poll_flush(cx))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.guarded(cx, |stream, cx| stream.poll_shutdown(cx))
+    }
+}

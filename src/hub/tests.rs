@@ -1,0 +1,293 @@
+//! The hub's own rules, with the hub on the test's thread (it handles nothing until the
+//! test awaits) and, where time matters, a clock that moves only when told.
+
+use std::sync::{Arc, Mutex};
+
+use actix::Arbiter;
+use futures_util::{FutureExt, StreamExt};
+
+use super::*;
+use crate::event::{Publication, parse_body};
+
+fn settings() -> Settings {
+    Settings::from_config(&Config::default())
+}
+
+fn start_here(settings: Settings) -> Handles {
+    start(settings, &Arbiter::current())
+}
+
+fn publication(body: &str) -> Publication {
+    parse_body(body.as_bytes()).unwrap()
+}
+
+fn connect(topics: &[&str], last_event_id: Option<&str>) -> Connect {
+    Connect {
+        filters: topics
+            .iter()
+            .map(|t| TopicFilter::parse(t).unwrap())
+            .collect(),
+        last_event_id: last_event_id.map(Into::into),
+        conn: ConnHandle::default(),
+    }
+}
+
+/// Everything the stream has ready now, without waiting.
+fn ready_frames(subscription: &mut Subscription) -> Vec<Bytes> {
+    let mut frames = Vec::new();
+    while let Some(Some(Ok(frame))) = subscription.next().now_or_never() {
+        frames.push(frame);
+    }
+    frames
+}
+
+/// Makes the hub handle everything sent to it so far (its mailbox is in order).
+async fn settle(handles: &Handles) {
+    assert!(handles.hub.send(IsReady).await.unwrap());
+}
+
+fn published(handles: &Handles) -> u64 {
+    handles.stats.counters().published.load(Ordering::Relaxed)
+}
+
+#[actix_web::test]
+async fn publishes_beyond_what_the_hub_has_pending_are_refused_not_queued() {
+    let handles = start_here(settings());
+    for _ in 0..MAX_PENDING_PUBLISHES {
+        handles
+            .publisher
+            .publish(publication(r#"{"data":"x"}"#))
+            .unwrap();
+    }
+    let refused = handles.publisher.publish(publication(r#"{"data":"x"}"#));
+    assert!(
+        matches!(refused, Err(ApiError::Unavailable { .. })),
+        "{refused:?}"
+    );
+    settle(&handles).await;
+    assert_eq!(published(&handles), MAX_PENDING_PUBLISHES as u64);
+    assert!(
+        handles
+            .publisher
+            .publish(publication(r#"{"data":"x"}"#))
+            .is_ok()
+    );
+}
+
+#[actix_web::test]
+async fn publishes_beyond_the_byte_budget_are_refused_whatever_their_count() {
+    let mut settings = settings();
+    // Each frame is 10,033 bytes (`id: <20>`, `data: <10,000>`): ten fit, not eleven.
+    settings.max_pending_bytes = 101_000;
+    let handles = start_here(settings);
+    let big = format!(r#"{{"data":"{}"}}"#, "x".repeat(10_000));
+    let mut accepted = 0;
+    while handles.publisher.publish(publication(&big)).is_ok() {
+        accepted += 1;
+        assert!(accepted < 100, "never refused");
+    }
+    assert_eq!(accepted, 10);
+    let refused = handles.publisher.publish(publication(&big)).unwrap_err();
+    assert!(
+        matches!(refused, ApiError::Unavailable { .. }),
+        "{refused:?}"
+    );
+    // Nothing refused was kept: the hub fans out exactly the ten.
+    settle(&handles).await;
+    assert_eq!(published(&handles), 10);
+    assert!(
+        handles.publisher.publish(publication(&big)).is_ok(),
+        "room again"
+    );
+}
+
+#[actix_web::test]
+async fn after_shutdown_nothing_is_accepted_that_could_be_lost() {
+    let handles = start_here(settings());
+    assert!(
+        handles
+            .publisher
+            .publish(publication(r#"{"data":"x"}"#))
+            .is_ok()
+    );
+    handles.hub.send(Shutdown).await.unwrap();
+    assert!(!handles.hub.send(IsReady).await.unwrap());
+    let refused = handles.publisher.publish(publication(r#"{"data":"x"}"#));
+    assert!(
+        matches!(refused, Err(ApiError::Unavailable { .. })),
+        "{refused:?}"
+    );
+    let refused = handles.hub.send(connect(&[], None)).await.unwrap().err();
+    assert!(
+        matches!(refused, Some(ApiError::Unavailable { .. })),
+        "{refused:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_stop_skips_the_queued_fan_outs_and_ends_every_stream() {
+    let handles = start_here(settings());
+    let mut subscription = handles.hub.send(connect(&[], None)).await.unwrap().unwrap();
+    ready_frames(&mut subscription);
+    for _ in 0..5_000 {
+        handles
+            .publisher
+            .publish(publication(r#"{"data":"x"}"#))
+            .unwrap();
+    }
+    handles.publisher.stop();
+    let refused = handles.publisher.publish(publication(r#"{"data":"x"}"#));
+    assert!(
+        matches!(refused, Err(ApiError::Unavailable { .. })),
+        "{refused:?}"
+    );
+    handles.hub.send(Shutdown).await.unwrap();
+    assert_eq!(
+        published(&handles),
+        0,
+        "none of the queued publishes was fanned out"
+    );
+    assert!(ready_frames(&mut subscription).is_empty());
+    assert!(
+        matches!(subscription.next().now_or_never(), Some(None)),
+        "the stream has ended"
+    );
+}
+
+#[actix_web::test]
+async fn an_id_reused_past_its_ttl_stays_unique_and_resumable_before_any_expiry_ran() {
+    let time = Clock::Manual(Arc::new(Mutex::new(Instant::now())));
+    let ttl = Duration::from_secs(60);
+    let mut settings = settings();
+    settings.history.ttl = Some(ttl);
+    settings.time = time.clone();
+    let handles = start_here(settings);
+    let publish = |body: &str| handles.publisher.publish(publication(body));
+
+    publish(r#"{"id":"a","data":"first"}"#).unwrap();
+    settle(&handles).await;
+    let conflict = publish(r#"{"id":"a","data":"again"}"#).unwrap_err();
+    assert!(
+        matches!(conflict, ApiError::Conflict { .. }),
+        "{conflict:?}"
+    );
+
+    // Past the TTL the id is free again, though the hub has not expired the old
+    // entry: the ledger alone decides, at the time of the publish.
+    time.advance(ttl);
+    publish(r#"{"id":"a","data":"second"}"#).unwrap();
+    // The hub now evicts the old entry, releasing the old reservation only.
+    settle(&handles).await;
+    let conflict = publish(r#"{"id":"a","data":"third"}"#).unwrap_err();
+    assert!(
+        matches!(conflict, ApiError::Conflict { .. }),
+        "{conflict:?}"
+    );
+    assert_eq!(handles.stats.counters().history.load(Ordering::Relaxed), 1);
+
+    // A resume from "a" finds it (no hub.gap) and gets exactly what followed.
+    publish(r#"{"id":"b","data":"after"}"#).unwrap();
+    let mut resumed = handles
+        .hub
+        .send(connect(&[], Some("a")))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = ready_frames(&mut resumed);
+    assert_eq!(head.len(), 2, "{head:?}");
+    assert_eq!(&head[1][..], b"id: b\ndata: after\n\n");
+}
+
+#[actix_web::test]
+async fn a_client_without_a_position_is_told_the_newest_id_first() {
+    let handles = start_here(settings());
+    let mut first = handles
+        .hub
+        .send(connect(&["a"], None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ready_frames(&mut first),
+        [sse::preamble(3000)],
+        "no history, no id"
+    );
+
+    handles
+        .publisher
+        .publish(publication(r#"{"id":"1","topic":"a","data":"x"}"#))
+        .unwrap();
+    handles
+        .publisher
+        .publish(publication(r#"{"id":"2","topic":"b","data":"y"}"#))
+        .unwrap();
+    // The newest of all, whatever the client's topics.
+    let mut second = handles
+        .hub
+        .send(connect(&["a"], None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ready_frames(&mut second),
+        [sse::preamble(3000), sse::position("2")]
+    );
+}
+
+#[actix_web::test]
+async fn a_batch_is_queued_as_the_same_frames_for_every_client_never_copied() {
+    let handles = start_here(settings());
+    let mut clients = Vec::new();
+    for topics in [&["a"][..], &["b"], &["a", "b"], &["a"], &[]] {
+        let mut subscription = handles
+            .hub
+            .send(connect(topics, None))
+            .await
+            .unwrap()
+            .unwrap();
+        ready_frames(&mut subscription);
+        clients.push(subscription);
+    }
+    let batch = r#"[{"id":"1","topic":"a","data":"1"},{"id":"2","topic":"b","data":"2"},
+                    {"id":"3","data":"3"},{"id":"4","topic":"a","data":"4"}]"#;
+    handles.publisher.publish(publication(batch)).unwrap();
+    settle(&handles).await;
+
+    let got: Vec<Vec<Bytes>> = clients.iter_mut().map(ready_frames).collect();
+    let ids = |frames: &[Bytes]| -> Vec<String> {
+        frames
+            .iter()
+            .map(|f| String::from_utf8_lossy(&f[4..5]).into())
+            .collect()
+    };
+    assert_eq!(ids(&got[0]), ["1", "3", "4"]);
+    assert_eq!(ids(&got[1]), ["2", "3"]);
+    assert_eq!(ids(&got[2]), ["1", "2", "3", "4"]);
+    assert_eq!(ids(&got[3]), ["1", "3", "4"]);
+    assert_eq!(
+        ids(&got[4]),
+        ["3"],
+        "global events reach a client without topics"
+    );
+
+    // Every client's frame of an event is history's own frame: the same memory.
+    let mut replay = handles
+        .hub
+        .send(connect(&["*"], Some("earliest")))
+        .await
+        .unwrap()
+        .unwrap();
+    let history = ready_frames(&mut replay);
+    let kept = |id: &str| {
+        history
+            .iter()
+            .find(|f| f.starts_with(format!("id: {id}\n").as_bytes()))
+            .unwrap()
+            .as_ptr()
+    };
+    for frames in &got {
+        for frame in frames {
+            assert_eq!(frame.as_ptr(), kept(&String::from_utf8_lossy(&frame[4..5])));
+        }
+    }
+}
