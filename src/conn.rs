@@ -209,3 +209,127 @@ impl AsyncWrite for ConnIo {
         self.guarded(cx, |stream, cx| stream.poll_shutdown(cx))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A connected pair: (the server side as actix would hold it, the client side).
+    fn pair() -> (ConnIo, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (ConnIo::new(TcpStream::from_std(server).unwrap()), client)
+    }
+
+    /// Writes until the socket takes no more (the client reads nothing); answers how
+    /// much it took.
+    async fn fill(io: &mut ConnIo) -> usize {
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut written = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_millis(100), io.write(&chunk)).await {
+                Ok(Ok(n)) => written += n,
+                Ok(Err(e)) => panic!("{e}"),
+                Err(_) => return written,
+            }
+        }
+    }
+
+    #[actix_web::test]
+    async fn tripping_wakes_a_task_waiting_to_read() {
+        let (mut io, _client) = pair();
+        let handle = io.handle().clone();
+        let reader =
+            actix_web::rt::spawn(
+                async move { io.read(&mut [0u8; 16]).await.map_err(|e| e.kind()) },
+            );
+        // Nothing to read: the task waits until the trip wakes it.
+        tokio::task::yield_now().await;
+        handle.trip();
+        let read = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("the trip woke the waiting task")
+            .unwrap();
+        assert_eq!(read, Err(io::ErrorKind::ConnectionAborted));
+    }
+
+    #[actix_web::test]
+    async fn a_stuck_writer_is_woken_and_its_connection_reset_dropping_what_was_unsent() {
+        let (mut io, mut client) = pair();
+        let handle = io.handle().clone();
+        fill(&mut io).await;
+        let writer = actix_web::rt::spawn(async move {
+            let result = io.write_all(b"never sent").await.map_err(|e| e.kind());
+            (result, io)
+        });
+        tokio::task::yield_now().await;
+        handle.trip();
+        let (result, io) = tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("the trip woke the writer")
+            .unwrap();
+        assert_eq!(result, Err(io::ErrorKind::ConnectionAborted));
+        drop(io);
+        // The client, reading at last, gets a reset: the kernel discarded what it held.
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let end = loop {
+            match client.read(&mut buf) {
+                Ok(0) => break Ok(0),
+                Ok(_) => continue,
+                Err(e) => break Err(e.kind()),
+            }
+        };
+        assert_eq!(end, Err(io::ErrorKind::ConnectionReset));
+    }
+
+    #[actix_web::test]
+    async fn every_operation_fails_once_tripped_and_a_handle_outlives_its_connection() {
+        let (mut io, _client) = pair();
+        let handle = io.handle().clone();
+        io.write_all(b"fine").await.unwrap();
+        handle.trip();
+        assert!(io.write_all(b"x").await.is_err());
+        assert!(io.flush().await.is_err());
+        assert!(io.read(&mut [0u8; 4]).await.is_err());
+        drop(io);
+        handle.trip();
+    }
+
+    #[actix_web::test]
+    async fn a_connection_whose_socket_takes_nothing_is_stalled_until_a_write_progresses() {
+        let (mut io, mut client) = pair();
+        let handle = io.handle().clone();
+        assert_eq!(handle.stalled_for(Instant::now()), None);
+        let written = fill(&mut io).await;
+        let later = Instant::now() + Duration::from_secs(3);
+        let stalled = handle.stalled_for(later).expect("a write is waiting");
+        assert!(stalled >= Duration::from_secs(3), "{stalled:?}");
+
+        // The client reads everything: the next write makes progress.
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; written];
+            client.read_exact(&mut buf).unwrap();
+            client
+        });
+        io.write_all(b"more").await.unwrap();
+        assert_eq!(handle.stalled_for(Instant::now()), None);
+        drop(reader.join().unwrap());
+    }
+
+    #[test]
+    fn connections_ask_for_a_bounded_send_buffer() {
+        actix_web::rt::System::new().block_on(async {
+            let (io, _client) = pair();
+            let size = SockRef::from(&io.stream).send_buffer_size().unwrap();
+            // Linux doubles what was asked for; autotuning would allow up to 4 MiB.
+            assert!(size <= 2 * SEND_BUFFER_BYTES, "{size}");
+        });
+    }
+}
