@@ -32,6 +32,11 @@ fn connect(topics: &[&str], last_event_id: Option<&str>) -> Connect {
     }
 }
 
+async fn subscribe(handles: &Handles, topics: &[&str], last: Option<&str>) -> Subscription {
+    let connect = connect(topics, last);
+    handles.hub.send(connect).await.unwrap().unwrap()
+}
+
 /// Everything the stream has ready now, without waiting.
 fn ready_frames(subscription: &mut Subscription) -> Vec<Bytes> {
     let mut frames = Vec::new();
@@ -127,7 +132,7 @@ async fn after_shutdown_nothing_is_accepted_that_could_be_lost() {
 #[actix_web::test]
 async fn a_stop_skips_the_queued_fan_outs_and_ends_every_stream() {
     let handles = start_here(settings());
-    let mut subscription = handles.hub.send(connect(&[], None)).await.unwrap().unwrap();
+    let mut subscription = subscribe(&handles, &[], None).await;
     ready_frames(&mut subscription);
     for _ in 0..5_000 {
         handles
@@ -187,12 +192,7 @@ async fn an_id_reused_past_its_ttl_stays_unique_and_resumable_before_any_expiry_
 
     // A resume from "a" finds it (no hub.gap) and gets exactly what followed.
     publish(r#"{"id":"b","data":"after"}"#).unwrap();
-    let mut resumed = handles
-        .hub
-        .send(connect(&[], Some("a")))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut resumed = subscribe(&handles, &[], Some("a")).await;
     let head = ready_frames(&mut resumed);
     assert_eq!(head.len(), 2, "{head:?}");
     assert_eq!(&head[1][..], b"id: b\ndata: after\n\n");
@@ -201,12 +201,7 @@ async fn an_id_reused_past_its_ttl_stays_unique_and_resumable_before_any_expiry_
 #[actix_web::test]
 async fn a_client_without_a_position_is_told_the_newest_id_first() {
     let handles = start_here(settings());
-    let mut first = handles
-        .hub
-        .send(connect(&["a"], None))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut first = subscribe(&handles, &["a"], None).await;
     assert_eq!(
         ready_frames(&mut first),
         [sse::preamble(3000)],
@@ -222,12 +217,7 @@ async fn a_client_without_a_position_is_told_the_newest_id_first() {
         .publish(publication(r#"{"id":"2","topic":"b","data":"y"}"#))
         .unwrap();
     // The newest of all, whatever the client's topics.
-    let mut second = handles
-        .hub
-        .send(connect(&["a"], None))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut second = subscribe(&handles, &["a"], None).await;
     assert_eq!(
         ready_frames(&mut second),
         [sse::preamble(3000), sse::position("2")]
@@ -239,12 +229,7 @@ async fn a_batch_is_queued_as_the_same_frames_for_every_client_never_copied() {
     let handles = start_here(settings());
     let mut clients = Vec::new();
     for topics in [&["a"][..], &["b"], &["a", "b"], &["a"], &[]] {
-        let mut subscription = handles
-            .hub
-            .send(connect(topics, None))
-            .await
-            .unwrap()
-            .unwrap();
+        let mut subscription = subscribe(&handles, topics, None).await;
         ready_frames(&mut subscription);
         clients.push(subscription);
     }
@@ -271,12 +256,7 @@ async fn a_batch_is_queued_as_the_same_frames_for_every_client_never_copied() {
     );
 
     // Every client's frame of an event is history's own frame: the same memory.
-    let mut replay = handles
-        .hub
-        .send(connect(&["*"], Some("earliest")))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut replay = subscribe(&handles, &["*"], Some("earliest")).await;
     let history = ready_frames(&mut replay);
     let kept = |id: &str| {
         history

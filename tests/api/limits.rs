@@ -5,8 +5,8 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 
-use crate::helpers::{PATIENCE, spawn_app_with};
-use crate::slow::server_side_open;
+use crate::helpers::spawn_app_with;
+use crate::slow::server_side_closes;
 
 /// An event whose frame is exactly `FRAME_BYTES` long: `id: <20>\n`, `data: <2000>\n`,
 /// and the blank line.
@@ -78,12 +78,5 @@ async fn a_client_that_takes_no_bytes_is_dropped_after_the_stall_timeout_though_
     // Its connection is gone from the server's side while the client still reads
     // nothing: what the kernel held for it is freed.
     let client_port = stalled.local_addr().unwrap().port();
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while server_side_open(app.port, client_port) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stalled connection stayed open"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    server_side_closes(app.port, client_port).await;
 }

@@ -50,14 +50,7 @@ async fn a_stalled_subscriber_is_dropped_and_disconnected_while_others_get_every
     // The server closed the stalled connection itself, while the client still reads
     // nothing: the kernel no longer lists the server's side of it.
     let client_port = stalled.local_addr().unwrap().port();
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while server_side_open(app.port, client_port) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stalled connection stayed open"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server_side_closes(app.port, client_port).await;
     // And the client sees the end too (a reset, or EOF after what was buffered).
     let mut buf = vec![0u8; 1 << 16];
     let ended = tokio::time::timeout(PATIENCE, async {
@@ -79,9 +72,22 @@ async fn a_stalled_subscriber_is_dropped_and_disconnected_while_others_get_every
     );
 }
 
+/// Waits until the kernel no longer holds the server's side of the connection from
+/// `client_port`; fails the test after `PATIENCE`.
+pub(crate) async fn server_side_closes(server_port: u16, client_port: u16) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while server_side_open(server_port, client_port) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection from port {client_port} stayed open on the server's side"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Whether the kernel holds a TCP socket from `server_port` to `client_port` on
 /// loopback (the server's side of one connection), from `/proc/net/tcp`.
-pub(crate) fn server_side_open(server_port: u16, client_port: u16) -> bool {
+fn server_side_open(server_port: u16, client_port: u16) -> bool {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("Linux /proc/net/tcp");
     let port =
         |address: &str| u16::from_str_radix(address.rsplit(':').next().unwrap(), 16).unwrap();
