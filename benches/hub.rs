@@ -83,6 +83,7 @@ async fn connect(hub: &Addr<Hub>, topic: &str) -> Subscription {
     let connect = Connect {
         filters: vec![TopicFilter::parse(topic).unwrap()],
         last_event_id: None,
+        sight: Default::default(),
         conn: ConnHandle::default(),
     };
     hub.send(connect).await.unwrap().unwrap()

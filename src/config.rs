@@ -11,11 +11,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::topic::Patterns;
 use toml::{Table, Value};
 
 /// Queue items per client at most: far beyond any useful burst tolerance, and well
 /// inside what a bounded channel can be asked for.
 const MAX_CLIENT_BUFFER: usize = 1_000_000;
+
+/// An HS256 secret shorter than the hash (RFC 7518 §3.2) can be guessed offline from
+/// any token it signed.
+const MIN_SECRET_BYTES: usize = 32;
 
 /// Prefix of the environment variables that override config keys.
 const ENV_PREFIX: &str = "SSEHUB";
@@ -265,28 +271,34 @@ impl Config {
                 format!("must be at most {MAX_CLIENT_BUFFER}"),
             ));
         }
+        // Both files or neither, each readable and valid PEM, the key the certificate's.
+        crate::tls::server_config(&self.server.tls)?;
         // Features of later SPEC sections are refused rather than silently ignored:
         // a token that is accepted but not enforced would be worse than an error.
         let not_yet = [
-            (
-                "server.tls.cert_file",
-                !self.server.tls.cert_file.is_empty(),
-            ),
-            ("server.tls.key_file", !self.server.tls.key_file.is_empty()),
-            ("auth.publish_token", !self.auth.publish_token.is_empty()),
-            ("auth.jwt_secret", !self.auth.jwt_secret.is_empty()),
-            (
-                "auth.jwt_public_key_file",
-                !self.auth.jwt_public_key_file.is_empty(),
-            ),
             ("sse.history_path", !self.sse.history_path.is_empty()),
-            ("auth.private_topics", !self.auth.private_topics.is_empty()),
             ("cluster.redis_url", !self.cluster.redis_url.is_empty()),
         ];
         if let Some((key, _)) = not_yet.iter().find(|(_, set)| *set) {
             return Err((key, "is not supported by this version yet".into()));
         }
-        Ok(())
+        Patterns::parse(&self.auth.private_topics).map_err(|e| ("auth.private_topics", e))?;
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < MIN_SECRET_BYTES {
+            return Err((
+                "auth.jwt_secret",
+                format!("must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"),
+            ));
+        }
+        let jwt_key = !self.auth.jwt_secret.is_empty() || !self.auth.jwt_public_key_file.is_empty();
+        if !self.auth.private_topics.is_empty() && !jwt_key {
+            return Err((
+                "auth.private_topics",
+                "needs auth.jwt_secret or auth.jwt_public_key_file: subscribing to a private \
+                 topic takes a JWT"
+                    .into(),
+            ));
+        }
+        check_origins(&self.cors.allowed_origins).map_err(|e| ("cors.allowed_origins", e))
     }
 
     pub fn bind_addr(&self) -> SocketAddr {
@@ -304,6 +316,34 @@ impl Config {
             n => n,
         }
     }
+}
+
+/// `["*"]`, or origins as browsers send them: `scheme://host[:port]`, nothing more (an
+/// origin with a path or a trailing slash would never match, silently).
+fn check_origins(origins: &[String]) -> Result<(), String> {
+    if origins.iter().any(|o| o == "*") {
+        return match origins.len() {
+            1 => Ok(()),
+            _ => Err("\"*\" allows every origin: it cannot be listed with others".into()),
+        };
+    }
+    for origin in origins {
+        let bad = |why: &str| Err(format!("{origin:?} is not an origin ({why})"));
+        let Some((scheme, host)) = origin.split_once("://") else {
+            return bad("expected scheme://host[:port], e.g. https://app.example");
+        };
+        if scheme != "http" && scheme != "https" {
+            return bad("the scheme must be http or https");
+        }
+        let uri: Result<actix_web::http::Uri, _> = origin.parse();
+        let valid = uri.is_ok_and(|u| u.path() == "/" && u.query().is_none())
+            && !host.is_empty()
+            && !host.contains(['/', '?', '#', '@', ' ']);
+        if !valid {
+            return bad("only scheme://host[:port], without path, slash or query");
+        }
+    }
+    Ok(())
 }
 
 /// Error texts from the TOML parser may span lines; the exit message is one line.
@@ -385,7 +425,7 @@ pub fn summary(config: &Config) -> String {
     format!(
         "bind={} workers={} static_dir={} client_buffer={} heartbeat_secs={} retry_ms={} \
          history_size={} history_ttl_secs={} history_max_bytes={} stall_timeout_secs={} \
-         max_clients={} max_body_bytes={} demo.clock_secs={}",
+         max_clients={} max_body_bytes={} demo.clock_secs={} tls={}",
         config.server.bind,
         config.worker_count(),
         config.server.static_dir.display(),
@@ -399,6 +439,12 @@ pub fn summary(config: &Config) -> String {
         config.sse.max_clients,
         config.publish.max_body_bytes,
         config.demo.clock_secs,
+        // Both files or neither (`check`): on is HTTPS, with HTTP/2 and HTTP/1.1.
+        if config.server.tls.cert_file.is_empty() {
+            "off"
+        } else {
+            "on"
+        },
     )
 }
 
@@ -522,8 +568,24 @@ mod tests {
         assert_eq!(err.key, "sse.client_buffer");
         let err = load("[sse]\nclient_buffer = 1000001\n", &[], None).unwrap_err();
         assert_eq!(err.key, "sse.client_buffer");
-        let err = load("[auth]\npublish_token = \"s3cret\"\n", &[], None).unwrap_err();
-        assert_eq!(err.key, "auth.publish_token");
+        let err = load("[auth]\nprivate_topics = [\"a*b\"]\n", &[], None).unwrap_err();
+        assert_eq!(err.key, "auth.private_topics");
+        let err = load("[auth]\nprivate_topics = [\"admin.*\"]\n", &[], None).unwrap_err();
+        assert!(err.problem.contains("needs auth.jwt_secret"), "{err}");
+        for origins in [
+            r#"["*", "https://a.test"]"#,
+            r#"["https://a.test/"]"#,
+            r#"["a.test"]"#,
+            r#"["ftp://a.test"]"#,
+            r#"["https://a.test/x"]"#,
+        ] {
+            let err =
+                load(&format!("[cors]\nallowed_origins = {origins}\n"), &[], None).unwrap_err();
+            assert_eq!(err.key, "cors.allowed_origins", "{origins}");
+            assert!(err.problem.contains("origin"), "{err}");
+        }
+        let ok = r#"["https://a.test", "http://localhost:8080"]"#;
+        assert!(load(&format!("[cors]\nallowed_origins = {ok}\n"), &[], None).is_ok());
     }
 
     #[test]

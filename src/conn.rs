@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use actix_web::rt::net::TcpStream;
+use actix_web::rt::net::{ActixStream, Ready, TcpStream};
 use futures_util::task::AtomicWaker;
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -79,8 +79,10 @@ impl ConnHandle {
 pub struct ConnIo {
     stream: TcpStream,
     handle: ConnHandle,
-    /// Set once the trip has been acted on (the socket set to reset on close).
-    reset: bool,
+    /// Set once the trip has been acted on (the socket set to reset on close). Atomic
+    /// only so that the readiness polls, which take `&self`, can set it too: the
+    /// connection's own task is its only user.
+    reset: AtomicBool,
 }
 
 impl ConnIo {
@@ -91,7 +93,7 @@ impl ConnIo {
         Self {
             stream,
             handle: ConnHandle::default(),
-            reset: false,
+            reset: AtomicBool::new(false),
         }
     }
 
@@ -106,9 +108,8 @@ impl ConnIo {
     /// The error every operation answers once the handle is tripped. The first time,
     /// the socket is set to reset on close (`SO_LINGER` 0), on this connection's own
     /// thread, while this value still owns it.
-    fn closed(&mut self) -> io::Error {
-        if !self.reset {
-            self.reset = true;
+    fn closed(&self) -> io::Error {
+        if !self.reset.swap(true, Ordering::Relaxed) {
             let socket = SockRef::from(&self.stream);
             // Errors mean the peer is gone already, which is the goal.
             let _ = socket.set_linger(Some(Duration::ZERO));
@@ -129,15 +130,34 @@ impl ConnIo {
             return Poll::Ready(Err(self.closed()));
         }
         match op(Pin::new(&mut self.stream), cx) {
-            Poll::Pending => {
-                self.handle.0.waker.register(cx.waker());
-                if self.handle.tripped() {
-                    Poll::Ready(Err(self.closed()))
-                } else {
-                    Poll::Pending
-                }
-            }
+            Poll::Pending => self.pending(cx),
             ready => ready,
+        }
+    }
+
+    /// [`guarded`](Self::guarded) for the readiness polls, which take `&self`.
+    fn guarded_ready(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(&TcpStream, &mut Context<'_>) -> Poll<io::Result<Ready>>,
+    ) -> Poll<io::Result<Ready>> {
+        if self.handle.tripped() {
+            return Poll::Ready(Err(self.closed()));
+        }
+        match op(&self.stream, cx) {
+            Poll::Pending => self.pending(cx),
+            ready => ready,
+        }
+    }
+
+    /// The socket is not ready: the task waits for it or for a trip, whichever comes
+    /// first.
+    fn pending<T>(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        self.handle.0.waker.register(cx.waker());
+        if self.handle.tripped() {
+            Poll::Ready(Err(self.closed()))
+        } else {
+            Poll::Pending
         }
     }
 
@@ -207,6 +227,19 @@ impl AsyncWrite for ConnIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.guarded(cx, |stream, cx| stream.poll_shutdown(cx))
+    }
+}
+
+/// What rustls's acceptor (actix-tls) asks of the I/O under it. Tripped, these fail
+/// like every other operation; waiting, they are woken by a trip too. They do not
+/// touch the stall clock, which only writes keep.
+impl ActixStream for ConnIo {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        self.guarded_ready(cx, ActixStream::poll_read_ready)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        self.guarded_ready(cx, ActixStream::poll_write_ready)
     }
 }
 
@@ -287,6 +320,30 @@ mod tests {
             }
         };
         assert_eq!(end, Err(io::ErrorKind::ConnectionReset));
+    }
+
+    #[actix_web::test]
+    async fn tripping_wakes_a_task_waiting_for_readiness_as_tls_does() {
+        let (io, _client) = pair();
+        let handle = io.handle().clone();
+        let waiter = actix_web::rt::spawn(async move {
+            // Nothing to read: rustls's acceptor would wait here for the handshake.
+            let ready = std::future::poll_fn(|cx| io.poll_read_ready(cx)).await;
+            (ready.map(|_| ()).map_err(|e| e.kind()), io)
+        });
+        tokio::task::yield_now().await;
+        handle.trip();
+        let (ready, io) = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the trip woke the waiting task")
+            .unwrap();
+        assert_eq!(ready, Err(io::ErrorKind::ConnectionAborted));
+        // A socket that is writable fails too, once tripped.
+        let write = std::future::poll_fn(|cx| io.poll_write_ready(cx)).await;
+        assert_eq!(
+            write.map(|_| ()).map_err(|e| e.kind()),
+            Err(io::ErrorKind::ConnectionAborted)
+        );
     }
 
     #[actix_web::test]

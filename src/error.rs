@@ -17,9 +17,12 @@ pub enum ApiError {
     /// 400: malformed input, or a field that breaks a rule of SPEC §3/§4.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
-    /// 403: a client not allowed to publish.
+    /// 401: no valid credential (sent with `WWW-Authenticate: Bearer`).
     #[error("Authorization: {reason}")]
-    Forbidden { reason: &'static str },
+    Unauthorized { reason: String },
+    /// 403: a valid credential (or a peer) not allowed to do this.
+    #[error("{field}: {reason}")]
+    Forbidden { field: String, reason: String },
     /// 409: an event id that the history (or the same batch) already holds.
     #[error("{field}: {reason}")]
     Conflict { field: String, reason: String },
@@ -32,10 +35,17 @@ pub enum ApiError {
     /// 404, for any path that is not an endpoint or a static file.
     #[error("path: no such endpoint")]
     NotFound,
+    /// A refusal made by a layer we do not own (the CORS layer), with its status.
+    #[error("{reason}")]
+    Refused { status: StatusCode, reason: String },
     /// 500: a handler panicked (caught by actix-web-lab's `CatchPanic`).
     #[error("internal error: the server failed while answering this request")]
     Internal,
-    /// 503: at capacity or shutting down. `retry_after` in seconds.
+    /// 503 once the server has begun to stop: come back in a second, to this node or
+    /// another.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// 503: at capacity. `retry_after` in seconds.
     #[error("{reason}")]
     Unavailable {
         reason: &'static str,
@@ -50,14 +60,17 @@ impl ApiError {
             reason: reason.into(),
         }
     }
-}
 
-impl ApiError {
-    /// 503 while the server stops: come back in a second, to this node or another.
-    pub fn shutting_down() -> Self {
-        Self::Unavailable {
-            reason: "shutting down",
-            retry_after: 1,
+    pub fn unauthorized(reason: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            reason: reason.into(),
+        }
+    }
+
+    pub fn forbidden(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Forbidden {
+            field: field.into(),
+            reason: reason.into(),
         }
     }
 }
@@ -65,7 +78,7 @@ impl ApiError {
 /// The hub's mailbox is closed only while the process stops.
 impl From<actix::MailboxError> for ApiError {
     fn from(_: actix::MailboxError) -> Self {
-        Self::shutting_down()
+        Self::ShuttingDown
     }
 }
 
@@ -73,43 +86,75 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Refused { status, .. } => *status,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unavailable { retry_after, .. } = self {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+        match self {
+            Self::Unavailable { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+            }
+            Self::ShuttingDown => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(1)));
+            }
+            Self::Unauthorized { .. } => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
         }
         response.json(json!({ "success": false, "error": self.to_string() }))
     }
 }
 
-/// Middleware (outside actix-web-lab's `CatchPanic`) that gives a panicking handler's
-/// `500` the JSON shape of every other refusal. `CatchPanic` turns the panic into an
-/// error of status 500; no handler of ours returns that status, so any 500 error
-/// reaching here is a failure of ours (already reported by the panic hook) and is
-/// logged once more as what the client was answered.
-pub async fn internal_errors_as_json(
+/// The outermost middleware: every refusal made by a layer we do not own gets the JSON
+/// shape of ours (SPEC §7). That is a refused CORS preflight (actix-cors answers it
+/// with a plain-text error response), and a panic, which actix-web-lab's `CatchPanic`
+/// turns into a 500 error. No handler of ours answers 500, so that one is a failure of
+/// ours (already reported by the panic hook) and is logged once more as what the
+/// client was answered. Our own refusals pass untouched.
+pub async fn errors_as_json(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     match next.call(req).await {
-        Err(error)
-            if error.as_response_error().status_code() == StatusCode::INTERNAL_SERVER_ERROR =>
+        Err(error) if error.as_error::<ApiError>().is_none() => Err(foreign(&error).into()),
+        Ok(response)
+            if response
+                .response()
+                .error()
+                .is_some_and(|e| e.as_error::<ApiError>().is_none()) =>
         {
-            log::error!("a request failed (answered 500): {error}");
-            Err(ApiError::Internal.into())
+            let (request, response) = response.into_parts();
+            // unwrap: the guard saw the error.
+            let refusal = foreign(response.error().unwrap());
+            Ok(ServiceResponse::new(request, refusal.error_response()).map_into_right_body())
         }
-        answer => answer,
+        answer => answer.map(ServiceResponse::map_into_left_body),
     }
+}
+
+/// Another layer's error as ours, with its status.
+fn foreign(error: &actix_web::Error) -> ApiError {
+    let status = error.as_response_error().status_code();
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        log::error!("a request failed (answered 500): {error}");
+        return ApiError::Internal;
+    }
+    let reason = match error.as_error::<actix_cors::CorsError>() {
+        Some(cors) => format!("Origin: {cors}"),
+        None => error.to_string(),
+    };
+    ApiError::Refused { status, reason }
 }
 
 #[cfg(test)]
@@ -136,7 +181,7 @@ mod tests {
         let app = test::init_service(
             App::new()
                 .wrap(actix_web_lab::middleware::CatchPanic::default())
-                .wrap(actix_web::middleware::from_fn(internal_errors_as_json))
+                .wrap(actix_web::middleware::from_fn(errors_as_json))
                 .route(
                     "/boom",
                     web::get().to(|| async { panic!("boom") as HttpResponse }),

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //!
+//! - [`auth`]: who may publish, subscribe to private topics and use admin endpoints.
 //! - [`config`]: typed configuration; file < environment < flags.
 //! - [`cors`]: the CORS layer for `allowed_origins`.
 //! - [`startup`]: builds the hub and the HTTP server; stops them in order.
@@ -13,6 +14,7 @@
 //! - [`hub`]: the actor that owns the registry, the topic index and the history, with
 //!   its publish side.
 //! - [`conn`]: each connection's handle, which the hub trips to close it.
+//! - [`tls`]: HTTPS with HTTP/2 from `[server.tls]`, and the HSTS header.
 //! - [`fatal`]: a panic on the hub's thread ends the process.
 //! - [`event`]: a publish request (JSON) to validated events.
 //! - [`topic`]: topic names and subscription filters.
@@ -21,6 +23,7 @@
 //! - [`routes`]: the endpoints.
 //! - [`error`]: the one place a refusal becomes a status and a JSON body.
 
+pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod cors;
@@ -33,4 +36,5 @@ pub mod routes;
 pub mod shutdown;
 pub mod sse;
 pub mod startup;
+pub mod tls;
 pub mod topic;

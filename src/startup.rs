@@ -5,27 +5,35 @@
 //! `HttpService`, our `App`) rather than with actix-web's `HttpServer`, because each
 //! accepted connection is first wrapped in a [`ConnIo`], the handle the hub closes it
 //! by (see [`conn`](crate::conn)); `HttpServer` cannot wrap the stream. The chain is
-//! accept → `ConnIo` → HTTP, so that TLS can be put between the last two.
+//! accept → `ConnIo` → HTTP/1.1, or with `[server.tls]` accept → `ConnIo` → rustls →
+//! HTTP/2 or HTTP/1.1 as ALPN chose: TLS runs over the `ConnIo`, so tripping its handle
+//! closes a TLS connection, and every HTTP/2 stream on it, the same way.
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix::{Addr, Arbiter};
 use actix_files::Files;
-use actix_http::{HttpService, Protocol};
+use actix_http::body::BoxBody;
+use actix_http::{Extensions, HttpServiceBuilder, Protocol, Request, Response};
 use actix_server::{Server, ServerHandle};
-use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_service::{
+    IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt, fn_service, map_config,
+};
+use actix_tls::accept::TlsError;
+use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
 use actix_web::dev::AppConfig;
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, guard, middleware, web};
 use socket2::{Domain, Socket, Type};
 
+use crate::auth::Auth;
 use crate::config::{Config, ConfigError};
 use crate::conn::{ConnHandle, ConnIo};
 use crate::hub::messages::Shutdown;
 use crate::hub::{self, Hub, Publisher, Settings};
 use crate::routes::{self, broadcast::MaxBody};
-use crate::{cors, error, fatal};
+use crate::{cors, error, fatal, tls};
 
 /// Pending connections the kernel may queue for us: a burst of thousands of
 /// reconnecting browsers (after a restart, say) must not overflow into SYN retries,
@@ -79,10 +87,25 @@ impl Application {
             key: "server.bind".into(),
             problem,
         };
+        // Checked when the config was loaded; read again here, where it is used.
+        let tls = tls::server_config(&config.server.tls).map_err(|(key, problem)| ConfigError {
+            source_name: String::new(),
+            key: key.into(),
+            problem,
+        })?;
+        let https = tls.is_some();
         let listener =
             listen(addr).map_err(|e| bind_error(format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener.local_addr().unwrap_or(addr);
 
+        let auth = Auth::from_config(&config.auth)?;
+        if !auth.configured() {
+            log::warn!(
+                "no auth.publish_token and no JWT key: publishing and the admin endpoints \
+                 are open to loopback clients only (behind a reverse proxy on this machine, \
+                 that is everyone the proxy lets through: set a token)"
+            );
+        }
         fatal::install();
         let hub_thread = Arbiter::new();
         let hub = hub::start(Settings::from_config(config), &hub_thread.handle());
@@ -99,9 +122,14 @@ impl Application {
         let (app_hub, publisher, stats) = (hub.hub.clone(), hub.publisher.clone(), hub.stats);
         let app = move || {
             App::new()
+                // Innermost first: a panic becomes a 500 error, CORS answers preflights
+                // (refusing with an error), and every error gets the JSON shape.
                 .wrap(actix_web_lab::middleware::CatchPanic::default())
-                .wrap(middleware::from_fn(error::internal_errors_as_json))
                 .wrap(cors::layer(&origins))
+                .wrap(middleware::from_fn(error::errors_as_json))
+                // Outermost, so every answer carries it (with TLS only).
+                .wrap(tls::hsts(https))
+                .app_data(web::Data::new(auth.clone()))
                 .app_data(web::Data::new(app_hub.clone()))
                 .app_data(web::Data::new(publisher.clone()))
                 .app_data(web::Data::new(stats.clone()))
@@ -118,33 +146,48 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         };
 
+        // The app reads nothing of `AppConfig` (host, scheme, address are taken from
+        // each request), so its public default serves, with TLS too.
+        let app_service = move || map_config(app().into_factory(), |_| AppConfig::default());
         let server = Server::build()
             .workers(config.worker_count())
             .disable_signals()
-            .shutdown_timeout(config.server.shutdown_timeout_secs)
-            .listen("ssehub", listener, move || {
-                let http = HttpService::build()
-                    // A client that vanishes mid-stream must be noticed (PERF-NOTES: the
-                    // default keeps half-closed connections, leaking one descriptor per
-                    // vanished client).
-                    .h1_allow_half_closed(false)
-                    .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-                    .local_addr(local_addr)
-                    .on_connect_ext(|io: &ConnIo, data| {
-                        data.insert::<ConnHandle>(io.handle().clone());
-                    })
-                    // The app reads nothing of `AppConfig` (host, scheme, address are
-                    // taken from each request), so its public default serves.
-                    .finish(map_config(app().into_factory(), |_| AppConfig::default()));
+            .shutdown_timeout(config.server.shutdown_timeout_secs);
+        let server = match tls {
+            // accept → ConnIo → HTTP/1.1
+            None => server.listen("ssehub", listener, move || {
+                let http = http_layer(local_addr, ConnIo::handle).finish(app_service());
                 fn_service(|stream: TcpStream| async move {
                     let io = ConnIo::new(stream);
                     let peer = io.peer_addr();
                     Ok((io, Protocol::Http1, peer))
                 })
                 .and_then(http)
-            })
-            .map_err(|e| bind_error(format!("cannot serve on {addr}: {e}")))?
-            .run();
+            }),
+            // accept → ConnIo → rustls → HTTP/2 or HTTP/1.1, as ALPN chose
+            Some(tls) => {
+                // actix-tls bounds each worker's handshakes in flight and times out slow
+                // ones (3 s), so a client that never finishes one holds nothing for long.
+                let acceptor = Acceptor::new(tls);
+                server.listen("ssehub", listener, move || {
+                    let http = http_layer(local_addr, tls_conn_handle).finish(app_service());
+                    fn_service(|stream: TcpStream| async move { Ok(ConnIo::new(stream)) })
+                        .and_then(acceptor.clone().map_err(TlsError::into_service_error))
+                        .and_then(fn_service(|io: TlsStream<ConnIo>| async move {
+                            let (conn, session) = io.get_ref();
+                            let protocol = match session.alpn_protocol() {
+                                Some(b"h2") => Protocol::Http2,
+                                _ => Protocol::Http1,
+                            };
+                            let peer = conn.peer_addr();
+                            Ok((io, protocol, peer))
+                        }))
+                        .and_then(http.map_err(TlsError::Service))
+                })
+            }
+        }
+        .map_err(|e| bind_error(format!("cannot serve on {addr}: {e}")))?
+        .run();
 
         let stopper = Stopper {
             hub: hub.hub,
@@ -173,6 +216,36 @@ impl Application {
         self.hub_thread.stop();
         result
     }
+}
+
+/// The HTTP layer of every connection, over the I/O type `T` (a [`ConnIo`], or TLS
+/// over one); `handle` finds the connection's [`ConnHandle`], which handlers read
+/// from the connection data (one handle for every HTTP/2 stream of a connection).
+fn http_layer<T, S>(
+    local_addr: SocketAddr,
+    handle: fn(&T) -> &ConnHandle,
+) -> HttpServiceBuilder<T, S>
+where
+    T: 'static,
+    S: ServiceFactory<Request, Config = ()>,
+    S::Error: Into<Response<BoxBody>> + 'static,
+    S::InitError: std::fmt::Debug,
+    <S::Service as Service<Request>>::Future: 'static,
+{
+    HttpServiceBuilder::default()
+        // A client that vanishes mid-stream must be noticed (PERF-NOTES: the default
+        // keeps half-closed connections, leaking one descriptor per vanished client).
+        .h1_allow_half_closed(false)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .local_addr(local_addr)
+        .on_connect_ext(move |io: &T, data: &mut Extensions| {
+            data.insert::<ConnHandle>(handle(io).clone());
+        })
+}
+
+/// The handle of a TLS connection: its `ConnIo`'s, under rustls.
+fn tls_conn_handle(io: &TlsStream<ConnIo>) -> &ConnHandle {
+    io.get_ref().0.handle()
 }
 
 /// A listening socket as std would make it (address reuse, so a restart need not wait

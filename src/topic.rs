@@ -50,6 +50,45 @@ impl TopicFilter {
     }
 }
 
+/// A list of filters used as a rule rather than a subscription: the private topics, or
+/// what a token may publish or subscribe to. Empty matches nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Patterns(Box<[TopicFilter]>);
+
+impl Patterns {
+    pub fn parse(list: &[String]) -> Result<Self, String> {
+        list.iter()
+            .map(|text| TopicFilter::parse(text).map_err(|reason| format!("{text:?} {reason}")))
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn matches(&self, topic: &Topic) -> bool {
+        self.0.iter().any(|f| f.matches(topic))
+    }
+
+    /// Whether every one of `topics` is matched (true for none).
+    pub fn covers(&self, topics: &[Topic]) -> bool {
+        topics.iter().all(|t| self.matches(t))
+    }
+
+    /// Whether `*` is among them: every topic, and global broadcasts.
+    pub fn covers_everything(&self) -> bool {
+        self.0
+            .iter()
+            .any(|f| matches!(f, TopicFilter::Prefix(p) if p.is_empty()))
+    }
+
+    /// The topics among `topics` that these patterns match.
+    pub fn select(&self, topics: &[Topic]) -> Box<[Topic]> {
+        topics.iter().filter(|t| self.matches(t)).cloned().collect()
+    }
+}
+
 fn check_name(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Err("must not be empty".into());

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::auth::Sight;
 use crate::conn::ConnHandle;
-use crate::topic::TopicFilter;
+use crate::topic::{Topic, TopicFilter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub(super) u64);
@@ -22,9 +23,13 @@ pub struct Client {
     /// stream, so disconnecting a client is removing its entry, nothing more.
     pub tx: mpsc::Sender<Item>,
     pub filters: Box<[TopicFilter]>,
-    /// The fan-out's `seq` of the last event queued for this client: it gets each event
-    /// once even when several of its filters match, and a client whose mark is older
-    /// than the last heartbeat round has been sent nothing since.
+    /// What its token lets it see of private topics.
+    pub sight: Sight,
+    /// The fan-out's `seq` of the last event matched for this client, so that it is
+    /// matched once even when several of its filters match.
+    pub matched: u64,
+    /// The fan-out's `seq` of the last event queued for this client: a client whose
+    /// mark is older than the last heartbeat round has been sent nothing since.
     pub mark: u64,
     /// Its connection: tripped when the client is dropped for not reading, since ending
     /// the stream alone would not close a connection whose socket is full.
@@ -59,6 +64,13 @@ impl Selection {
 
     pub fn count(&self) -> u64 {
         self.picks.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+}
+
+impl Client {
+    /// Whether it may get an event whose private topics are `private`.
+    pub fn sees(&self, private: &[Topic]) -> bool {
+        private.is_empty() || self.sight.covers(private)
     }
 }
 

@@ -29,10 +29,17 @@ pub struct FanOut {
 }
 
 impl FanOut {
-    /// Queues one event's frame for every client it reaches: everyone when `topics` is
-    /// empty (a global broadcast), else the subscribers of its topics, once each.
-    /// Answers the number of clients it was queued for.
-    pub fn event(&mut self, registry: &mut Registry, topics: &[Topic], frame: &Bytes) -> u64 {
+    /// Queues one event's frame for every client it reaches: everyone when it has no
+    /// topic (a global broadcast, never private), else the subscribers of its topics,
+    /// once each, that may see its private topics. Answers the number of clients it
+    /// was queued for.
+    pub fn event(
+        &mut self,
+        registry: &mut Registry,
+        topics: &[Topic],
+        private: &[Topic],
+        frame: &Bytes,
+    ) -> u64 {
         self.seq += 1;
         let (seq, leaving) = (self.seq, &mut self.leaving);
         let item = Item::Frame(frame.clone());
@@ -43,7 +50,9 @@ impl FanOut {
             }
         } else {
             registry.for_each_reached(topics, seq, |id, client| {
-                sent += u64::from(offer(id, client, &item, seq, leaving));
+                if client.sees(private) {
+                    sent += u64::from(offer(id, client, &item, seq, leaving));
+                }
             });
         }
         sent
@@ -66,8 +75,10 @@ impl FanOut {
                 everyone[word] |= bit;
                 continue;
             }
-            registry.for_each_reached(&entry.topics, self.seq, |id, _| {
-                picks.entry(id).or_insert_with(|| vec![0; words])[word] |= bit;
+            registry.for_each_reached(&entry.topics, self.seq, |id, client| {
+                if client.sees(&entry.private) {
+                    picks.entry(id).or_insert_with(|| vec![0; words])[word] |= bit;
+                }
             });
         }
 

@@ -17,6 +17,9 @@ use crate::topic::Topic;
 pub struct Entry {
     pub id: Box<str>,
     pub topics: Box<[Topic]>,
+    /// Those of `topics` that are private (SPEC §7): only a client whose token covers
+    /// all of them gets the event.
+    pub private: Box<[Topic]>,
     pub frame: Bytes,
     /// When it was accepted: its age for the TTL.
     pub at: Instant,
@@ -133,6 +136,7 @@ mod tests {
         Entry {
             id: id.into(),
             topics: Box::default(),
+            private: Box::default(),
             frame: Bytes::from(vec![b'x'; bytes]),
             at,
             reservation: 0,

@@ -124,17 +124,27 @@ impl TopicIndex {
         }
     }
 
-    /// Every subscribed topic or pattern with its number of subscribers, for `/stats`.
-    pub fn counts(&self) -> impl Iterator<Item = (String, usize)> + '_ {
-        let exact = self
-            .exact
-            .iter()
-            .map(|(t, s)| (t.as_str().to_owned(), s.len()));
-        let prefixes = self
-            .prefixes
-            .iter()
-            .map(|(p, s)| (format!("{p}*"), s.len()));
-        exact.chain(prefixes)
+    /// The `n` most-subscribed topics and patterns (written `prefix*`), most first,
+    /// and how many there are in all, for `/stats`. Called under the read lock that the
+    /// hub's writes wait for, so only the `n` listed are copied out.
+    pub fn most_subscribed(&self, n: usize) -> (Vec<(String, usize)>, usize) {
+        let exact = self.exact.iter().map(|(t, s)| (t.as_str(), "", s.len()));
+        let prefixes = self.prefixes.iter().map(|(p, s)| (&**p, "*", s.len()));
+        let mut all: Vec<(&str, &str, usize)> = exact.chain(prefixes).collect();
+        let total = all.len();
+        let order = |a: &(&str, &str, usize), b: &(&str, &str, usize)| {
+            b.2.cmp(&a.2).then_with(|| (a.0, a.1).cmp(&(b.0, b.1)))
+        };
+        if total > n && n > 0 {
+            all.select_nth_unstable_by(n - 1, order);
+        }
+        all.truncate(n);
+        all.sort_unstable_by(order);
+        let listed = all
+            .into_iter()
+            .map(|(name, star, count)| (format!("{name}{star}"), count))
+            .collect();
+        (listed, total)
     }
 }
 
@@ -203,12 +213,14 @@ mod tests {
     }
 
     #[test]
-    fn counts_list_topics_and_patterns() {
+    fn lists_the_most_subscribed_topics_and_patterns_first() {
         let mut index = TopicIndex::default();
-        index.add(ClientId(1), &filters(&["a", "b.*"]));
-        index.add(ClientId(2), &filters(&["a"]));
-        let mut counts: Vec<_> = index.counts().collect();
-        counts.sort();
-        assert_eq!(counts, [("a".to_owned(), 2), ("b.*".to_owned(), 1)]);
+        index.add(ClientId(1), &filters(&["a", "b.*", "c"]));
+        index.add(ClientId(2), &filters(&["a", "c"]));
+        index.add(ClientId(3), &filters(&["a"]));
+        let (listed, total) = index.most_subscribed(2);
+        assert_eq!(listed, [("a".to_owned(), 3), ("c".to_owned(), 2)]);
+        assert_eq!(total, 3);
+        assert_eq!(index.most_subscribed(5).0[2], ("b.*".to_owned(), 1));
     }
 }

@@ -26,8 +26,6 @@ pub struct Ledger {
     held: HashMap<Box<str>, Held>,
     /// The number of the next reservation.
     next_reservation: u64,
-    /// Set at shutdown: nothing more is accepted, so nothing accepted is lost.
-    closed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,9 +60,6 @@ impl Ledger {
         retention: Retention,
         now: Instant,
     ) -> Result<Reserved, ApiError> {
-        if self.closed {
-            return Err(ApiError::shutting_down());
-        }
         let events = &publication.events;
         for (i, event) in events.iter().enumerate() {
             if let Some(id) = event
@@ -128,10 +123,6 @@ impl Ledger {
         {
             self.held.remove(id);
         }
-    }
-
-    pub fn close(&mut self) {
-        self.closed = true;
     }
 
     fn holds(&self, id: &str, retention: Retention, now: Instant) -> bool {
@@ -238,15 +229,10 @@ mod tests {
     }
 
     #[test]
-    fn without_history_nothing_is_held_and_closing_refuses() {
+    fn without_history_nothing_is_held() {
         let (mut ledger, now) = (Ledger::default(), Instant::now());
         let none = Retention { size: 0, ttl: None };
         ledger.accept(&one(event(Some("a"))), none, now).unwrap();
         assert!(ledger.accept(&one(event(Some("a"))), none, now).is_ok());
-        ledger.close();
-        assert!(matches!(
-            ledger.accept(&one(event(None)), KEEP, now),
-            Err(ApiError::Unavailable { .. })
-        ));
     }
 }

@@ -2,6 +2,7 @@
 
 use actix::Message;
 
+use crate::auth::Sight;
 use crate::conn::ConnHandle;
 use crate::error::ApiError;
 use crate::topic::TopicFilter;
@@ -19,6 +20,8 @@ pub struct Connect {
     pub filters: Vec<TopicFilter>,
     /// `Last-Event-ID` (or `lastEventId`): replay what followed it.
     pub last_event_id: Option<String>,
+    /// What its token lets it see of private topics.
+    pub sight: Sight,
     /// The client's connection, closed by the hub if the client stops reading.
     pub conn: ConnHandle,
 }

@@ -40,7 +40,7 @@ use crate::conn::ConnHandle;
 use crate::error::ApiError;
 use crate::event::{EARLIEST, Event};
 use crate::sse;
-use crate::topic::{Topic, TopicFilter};
+use crate::topic::{Patterns, Topic, TopicFilter};
 
 use client::{Client, ClientId, Leave};
 use clock::Clock;
@@ -83,6 +83,8 @@ pub struct Settings {
     pub max_clients: usize,
     pub max_pending_bytes: usize,
     pub demo_clock: Option<Duration>,
+    /// `auth.private_topics`: an event with any of these topics is private.
+    pub private_topics: Arc<Patterns>,
     time: Clock,
 }
 
@@ -102,6 +104,10 @@ impl Settings {
             max_clients: config.sse.max_clients,
             max_pending_bytes: MAX_PENDING_BYTES,
             demo_clock: secs(config.demo.clock_secs),
+            // Checked by `Config::check`: the patterns parse.
+            private_topics: Arc::new(
+                Patterns::parse(&config.auth.private_topics).unwrap_or_default(),
+            ),
             time: Clock::System,
         }
     }
@@ -139,6 +145,7 @@ pub fn start(settings: Settings, thread: &ArbiterHandle) -> Handles {
     };
     let time = settings.time.clone();
     let max_pending_bytes = settings.max_pending_bytes;
+    let private_topics = settings.private_topics.clone();
     let hub = Hub {
         preamble: sse::preamble(settings.retry_ms),
         history: History::new(settings.history),
@@ -157,6 +164,7 @@ pub fn start(settings: Settings, thread: &ArbiterHandle) -> Handles {
             index: index.clone(),
             retention,
             max_pending_bytes,
+            private_topics,
             time,
         },
         stats: StatsBoard::new(counters, index),
@@ -174,9 +182,12 @@ impl Hub {
     fn publish(&mut self, entries: Vec<Entry>) {
         self.expire_history();
         let delivered = match &entries[..] {
-            [event] => self
-                .fanout
-                .event(&mut self.registry, &event.topics, &event.frame),
+            [event] => self.fanout.event(
+                &mut self.registry,
+                &event.topics,
+                &event.private,
+                &event.frame,
+            ),
             batch => self.fanout.batch(&mut self.registry, batch),
         };
         Counters::add(&self.counters.published, entries.len() as u64);
@@ -222,9 +233,14 @@ impl Hub {
     /// connected rather than silently missing what followed (SPEC §3).
     /// Replayed events are the history's own shared frames, so replaying the whole
     /// history to many clients at once costs pointers, not copies.
-    fn replay(&self, filters: &[TopicFilter], last_event_id: Option<&str>) -> Vec<Bytes> {
+    fn replay(
+        &self,
+        filters: &[TopicFilter],
+        sight: &Patterns,
+        last_event_id: Option<&str>,
+    ) -> Vec<Bytes> {
         let mut head = vec![self.preamble.clone()];
-        let matching = |e: &&Entry| wants(filters, &e.topics);
+        let matching = |e: &&Entry| wants(filters, &e.topics) && sight.covers(&e.private);
         match last_event_id {
             None => head.extend(self.history.newest_id().map(sse::position)),
             Some(EARLIEST) => {
@@ -295,7 +311,10 @@ impl Hub {
             retry: None,
         };
         let frame = sse::encode_body(&event);
-        let delivered = self.fanout.event(&mut self.registry, &event.topics, &frame);
+        let private = self.settings.private_topics.select(&event.topics);
+        let delivered = self
+            .fanout
+            .event(&mut self.registry, &event.topics, &private, &frame);
         Counters::add(&self.counters.published, 1);
         Counters::add(&self.counters.delivered, delivered);
         self.remove_leaving();
@@ -341,7 +360,7 @@ impl Handler<Connect> for Hub {
 
     fn handle(&mut self, msg: Connect, ctx: &mut Self::Context) -> Self::Result {
         if self.closing {
-            return Err(ApiError::shutting_down());
+            return Err(ApiError::ShuttingDown);
         }
         if self.registry.len() >= self.settings.max_clients {
             return Err(ApiError::Unavailable {
@@ -350,11 +369,13 @@ impl Handler<Connect> for Hub {
             });
         }
         self.expire_history();
-        let head = self.replay(&msg.filters, msg.last_event_id.as_deref());
+        let head = self.replay(&msg.filters, &msg.sight, msg.last_event_id.as_deref());
         let (tx, rx) = mpsc::channel(self.settings.client_buffer);
         let id = self.registry.insert(Client {
             tx,
             filters: msg.filters.into(),
+            sight: msg.sight,
+            matched: self.fanout.seq(),
             mark: self.fanout.seq(),
             conn: msg.conn,
         });
@@ -381,7 +402,7 @@ impl Handler<Publish> for Hub {
         self.intake.backlog.done(bytes);
         // Once the stop has begun, what is still queued is skipped: the stop must not
         // wait for a backlog of fan-outs (nothing new was accepted since).
-        if self.closing || self.intake.stopping.load(Ordering::Relaxed) {
+        if self.closing || self.intake.stopping() {
             return;
         }
         self.publish(entries);
@@ -392,7 +413,7 @@ impl Handler<IsReady> for Hub {
     type Result = bool;
 
     fn handle(&mut self, _: IsReady, _: &mut Self::Context) -> bool {
-        !self.closing
+        !self.closing && !self.intake.stopping()
     }
 }
 
@@ -401,8 +422,7 @@ impl Handler<Shutdown> for Hub {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         self.closing = true;
-        // unwrap: the ledger's users never panic while holding it.
-        self.intake.ledger.lock().unwrap().close();
+        self.intake.stop();
         // Dropping the senders ends every stream. A client that is not reading never
         // lets its stream finish (its socket never becomes writable), so whoever is
         // still connected after a grace period has their connection reset; tripping

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::error::ApiError;
 use crate::event::Publication;
 use crate::sse;
+use crate::topic::Patterns;
 
 use super::Hub;
 use super::clock::Clock;
@@ -78,9 +79,24 @@ impl Backlog {
 pub struct Intake {
     pub ledger: Mutex<Ledger>,
     pub backlog: Backlog,
-    /// Set when the stop begins: the hub skips what is still queued, so the stop
-    /// never waits for a backlog of fan-outs.
-    pub stopping: AtomicBool,
+    /// Set when the stop begins, under the ledger's lock: from then on nothing is
+    /// accepted, and the hub skips what is still queued, so the stop never waits for a
+    /// backlog of fan-outs.
+    stopping: AtomicBool,
+}
+
+impl Intake {
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Refuses every publish from now on. Under the ledger's lock, so a publish is
+    /// either refused or was handed to the hub before this returns.
+    pub fn stop(&self) {
+        // unwrap: the ledger's users never panic while holding it.
+        let _ledger = self.ledger.lock().unwrap();
+        self.stopping.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Cheap to clone: one per worker, all sharing the hub's intake and topic index.
@@ -92,6 +108,7 @@ pub struct Publisher {
     pub(super) index: Arc<RwLock<TopicIndex>>,
     pub(super) retention: Retention,
     pub(super) max_pending_bytes: usize,
+    pub(super) private_topics: Arc<Patterns>,
     pub(super) time: Clock,
 }
 
@@ -99,9 +116,7 @@ impl Publisher {
     /// Refuses every publish from now on (503), and tells the hub to skip those it
     /// has not fanned out yet.
     pub fn stop(&self) {
-        self.intake.stopping.store(true, Ordering::SeqCst);
-        // unwrap: the ledger's users never panic while holding it.
-        self.intake.ledger.lock().unwrap().close();
+        self.intake.stop();
     }
 
     /// Validated events in, ids and receivers out; the hub fans them out afterwards.
@@ -121,6 +136,9 @@ impl Publisher {
 
         // unwrap: the ledger's users never panic while holding it.
         let mut ledger = self.intake.ledger.lock().unwrap();
+        if self.intake.stopping() {
+            return Err(ApiError::ShuttingDown);
+        }
         let now = self.time.now();
         let reserved = ledger.accept(&publication, self.retention, now)?;
         let entries: Vec<Entry> = publication
@@ -132,6 +150,7 @@ impl Publisher {
             .map(|(((event, id), body), reservation)| Entry {
                 frame: sse::frame(id, &body),
                 id: id.clone(),
+                private: self.private_topics.select(&event.topics),
                 topics: event.topics,
                 at: now,
                 reservation,

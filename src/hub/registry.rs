@@ -63,8 +63,8 @@ impl Registry {
     }
 
     /// Calls `f` once for each client an event published to `topics` reaches through
-    /// its topics (not for global events, which reach everyone), marking it with `seq`
-    /// so that a client matched by several filters is called once.
+    /// its topics (not for global events, which reach everyone), marking it as matched
+    /// by `seq` so that a client matched by several filters is called once.
     pub fn for_each_reached(
         &mut self,
         topics: &[Topic],
@@ -76,9 +76,9 @@ impl Registry {
         for topic in topics {
             index.for_each_match(topic, |id| {
                 if let Some(client) = self.clients.get_mut(&id)
-                    && client.mark != seq
+                    && client.matched != seq
                 {
-                    client.mark = seq;
+                    client.matched = seq;
                     f(id, client);
                 }
             });

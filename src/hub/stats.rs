@@ -78,19 +78,12 @@ impl StatsBoard {
     }
 
     fn build(&self) -> Value {
-        let mut topics: Vec<(String, usize)> = {
-            // unwrap: the hub never panics while holding the index.
-            let index = self.index.read().unwrap();
-            index.counts().collect()
-        };
-        let total = topics.len();
-        let by_subscribers =
-            |a: &(String, usize), b: &(String, usize)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
-        if total > MAX_LISTED_TOPICS {
-            topics.select_nth_unstable_by(MAX_LISTED_TOPICS - 1, by_subscribers);
-            topics.truncate(MAX_LISTED_TOPICS);
-        }
-        topics.sort_unstable_by(by_subscribers);
+        // unwrap: the hub never panics while holding the index.
+        let (topics, total) = self
+            .index
+            .read()
+            .unwrap()
+            .most_subscribed(MAX_LISTED_TOPICS);
         let listed: Map<String, Value> = topics.into_iter().map(|(t, n)| (t, n.into())).collect();
 
         let c = &self.counters;

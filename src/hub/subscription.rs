@@ -42,6 +42,15 @@ impl Subscription {
         }
     }
 
+    /// The next queued item, which the test expects to be a batch.
+    #[cfg(test)]
+    pub(super) fn take_batch(&mut self) -> Arc<Selection> {
+        match self.rx.try_recv() {
+            Ok(Item::Batch(selection)) => selection,
+            other => panic!("expected a batch, got {other:?}"),
+        }
+    }
+
     /// The next frame of the batch being written, if any is left.
     fn next_of_batch(&mut self) -> Option<Bytes> {
         let (selection, at) = self.batch.as_mut()?;

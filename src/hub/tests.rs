@@ -28,6 +28,7 @@ fn connect(topics: &[&str], last_event_id: Option<&str>) -> Connect {
             .map(|t| TopicFilter::parse(t).unwrap())
             .collect(),
         last_event_id: last_event_id.map(Into::into),
+        sight: Arc::default(),
         conn: ConnHandle::default(),
     }
 }
@@ -119,12 +120,12 @@ async fn after_shutdown_nothing_is_accepted_that_could_be_lost() {
     assert!(!handles.hub.send(IsReady).await.unwrap());
     let refused = handles.publisher.publish(publication(r#"{"data":"x"}"#));
     assert!(
-        matches!(refused, Err(ApiError::Unavailable { .. })),
+        matches!(refused, Err(ApiError::ShuttingDown)),
         "{refused:?}"
     );
     let refused = handles.hub.send(connect(&[], None)).await.unwrap().err();
     assert!(
-        matches!(refused, Some(ApiError::Unavailable { .. })),
+        matches!(refused, Some(ApiError::ShuttingDown)),
         "{refused:?}"
     );
 }
@@ -143,7 +144,7 @@ async fn a_stop_skips_the_queued_fan_outs_and_ends_every_stream() {
     handles.publisher.stop();
     let refused = handles.publisher.publish(publication(r#"{"data":"x"}"#));
     assert!(
-        matches!(refused, Err(ApiError::Unavailable { .. })),
+        matches!(refused, Err(ApiError::ShuttingDown)),
         "{refused:?}"
     );
     handles.hub.send(Shutdown).await.unwrap();
@@ -222,6 +223,25 @@ async fn a_client_without_a_position_is_told_the_newest_id_first() {
         ready_frames(&mut second),
         [sse::preamble(3000), sse::position("2")]
     );
+}
+
+#[actix_web::test]
+async fn a_batch_is_one_queue_item_and_clients_matching_the_same_events_share_it() {
+    let mut settings = settings();
+    settings.client_buffer = 1;
+    let handles = start_here(settings);
+    let mut a = subscribe(&handles, &["a"], None).await;
+    let mut also_a = subscribe(&handles, &["a"], None).await;
+    let batch = r#"[{"topic":"a","data":"1"},{"topic":"a","data":"2"},{"topic":"a","data":"3"}]"#;
+    handles.publisher.publish(publication(batch)).unwrap();
+    settle(&handles).await;
+    // A queue of one item took the whole batch: neither client was dropped as slow.
+    let counters = handles.stats.counters();
+    assert_eq!(counters.dropped_slow.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.delivered.load(Ordering::Relaxed), 6);
+    let (first, second) = (a.take_batch(), also_a.take_batch());
+    assert!(Arc::ptr_eq(&first, &second), "one selection for both");
+    assert_eq!(first.count(), 3);
 }
 
 #[actix_web::test]

@@ -3,6 +3,7 @@
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::event;
 use crate::hub::Publisher;
@@ -15,19 +16,10 @@ pub async fn publish(
     req: HttpRequest,
     body: web::Payload,
     publisher: web::Data<Publisher>,
+    auth: web::Data<Auth>,
     max_body: web::Data<MaxBody>,
 ) -> Result<HttpResponse, ApiError> {
-    // No token can be configured yet (SPEC §7 comes later), so publishing is open only
-    // to this machine, as SPEC §7 asks when neither a token nor a JWT secret is set.
-    // to_canonical: an IPv4 peer on a dual-stack socket shows as ::ffff:127.0.0.1.
-    if !req
-        .peer_addr()
-        .is_some_and(|peer| peer.ip().to_canonical().is_loopback())
-    {
-        return Err(ApiError::Forbidden {
-            reason: "without publish_token, only loopback clients may publish",
-        });
-    }
+    let rights = auth.publisher(&req)?;
     let is_json = req
         .mime_type()
         .ok()
@@ -43,6 +35,7 @@ pub async fn publish(
         .map_err(|_| ApiError::TooLarge { limit })?
         .map_err(|e| ApiError::invalid("body", e.to_string()))?;
     let publication = event::parse_body(&body)?;
+    rights.check(&publication)?;
     let batch = publication.batch;
     // Answered at once: the hub fans out afterwards, so publishers never wait for
     // subscribers.
@@ -79,6 +72,7 @@ mod tests {
             req,
             body,
             web::Data::new(publisher),
+            web::Data::new(Auth::from_config(&config.auth).unwrap()),
             web::Data::new(MaxBody(1024)),
         )
         .await;
@@ -99,7 +93,7 @@ mod tests {
         let (status, body) = post_from("192.0.2.7:5000").await;
         assert_eq!(status, 403);
         assert!(
-            body.contains("\"error\":\"Authorization: without publish_token"),
+            body.contains("\"error\":\"Authorization: without publish_token or a JWT key"),
             "{body}"
         );
     }

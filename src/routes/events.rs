@@ -4,6 +4,7 @@ use actix::Addr;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::auth::Auth;
 use crate::conn::ConnHandle;
 use crate::error::ApiError;
 use crate::event::MAX_TOPICS;
@@ -15,23 +16,26 @@ use crate::topic::TopicFilter;
 pub async fn subscribe(
     req: HttpRequest,
     hub: web::Data<Addr<Hub>>,
+    auth: web::Data<Auth>,
 ) -> Result<HttpResponse, ApiError> {
-    let (filters, last_event_id) = read_request(&req)?;
+    let asked = read_request(&req)?;
+    let sight = auth.check_subscribe(&req, asked.token.as_deref(), &asked.filters)?;
     let connect = Connect {
-        filters,
-        last_event_id,
+        filters: asked.filters,
+        last_event_id: asked.last_event_id,
+        sight,
         conn: conn_of(&req).clone(),
     };
     let subscription = match hub.send(connect).await {
         Ok(Ok(subscription)) => subscription,
-        Ok(Err(refused)) if refused != ApiError::shutting_down() => return Err(refused),
+        Ok(Err(refused)) if refused != ApiError::ShuttingDown => return Err(refused),
         // A stopping node closes the connection rather than answer 503: EventSource
         // gives up for good on any answer but 200, whereas a connection that fails is
         // retried (by then to another node, if there is one). A browser reusing a
         // kept-alive connection lands here while the server stops.
         _ => {
             conn_of(&req).trip();
-            return Err(ApiError::shutting_down());
+            return Err(ApiError::ShuttingDown);
         }
     };
     Ok(HttpResponse::Ok()
@@ -49,11 +53,21 @@ fn conn_of(req: &HttpRequest) -> &ConnHandle {
         .expect("every connection is accepted as a ConnIo (startup)")
 }
 
-/// The topics and the `Last-Event-ID` asked for. The header wins over the query
-/// parameter; an empty value means none. Unknown parameters (cache-busters) are ignored.
-fn read_request(req: &HttpRequest) -> Result<(Vec<TopicFilter>, Option<String>), ApiError> {
-    let mut filters: Vec<TopicFilter> = Vec::new();
-    let mut last_event_id = None;
+/// What a subscription asks for.
+#[derive(Debug, Default)]
+struct Asked {
+    filters: Vec<TopicFilter>,
+    last_event_id: Option<String>,
+    /// The `token` query parameter (SPEC §7), for clients that cannot set headers.
+    token: Option<String>,
+}
+
+/// The topics, the `Last-Event-ID` and the token asked for. The header wins over the
+/// query parameter; an empty value means none. Unknown parameters (cache-busters) are
+/// ignored.
+fn read_request(req: &HttpRequest) -> Result<Asked, ApiError> {
+    let mut asked = Asked::default();
+    let (filters, last_event_id) = (&mut asked.filters, &mut asked.last_event_id);
     let mut topics = 0;
     for (name, value) in query::pairs(req.query_string()) {
         // A name we cannot decode is not one we read: ignored like any other.
@@ -80,7 +94,13 @@ fn read_request(req: &HttpRequest) -> Result<(Vec<TopicFilter>, Option<String>),
             "lastEventId" => {
                 let value = value()?;
                 if !value.is_empty() {
-                    last_event_id = Some(value);
+                    *last_event_id = Some(value);
+                }
+            }
+            "token" => {
+                let value = value()?;
+                if !value.is_empty() {
+                    asked.token = Some(value);
                 }
             }
             _ => {}
@@ -90,10 +110,10 @@ fn read_request(req: &HttpRequest) -> Result<(Vec<TopicFilter>, Option<String>),
         let value = std::str::from_utf8(value.as_bytes())
             .map_err(|_| ApiError::invalid("Last-Event-ID", "must be UTF-8"))?;
         if !value.is_empty() {
-            last_event_id = Some(value.to_owned());
+            *last_event_id = Some(value.to_owned());
         }
     }
-    Ok((filters, last_event_id))
+    Ok(asked)
 }
 
 #[cfg(test)]
@@ -107,9 +127,9 @@ mod tests {
             .uri("/events?topic=a&topic=a&topic=b.*&lastEventId=q&_=%zz&%zz=1")
             .insert_header(("Last-Event-ID", "h"))
             .to_http_request();
-        let (filters, last) = read_request(&req).unwrap();
-        assert_eq!(filters.len(), 2);
-        assert_eq!(last.as_deref(), Some("h"));
+        let asked = read_request(&req).unwrap();
+        assert_eq!(asked.filters.len(), 2);
+        assert_eq!(asked.last_event_id.as_deref(), Some("h"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Operations endpoints (SPEC §8).
 
 use actix::Addr;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::hub::messages::IsReady;
 use crate::hub::{Hub, StatsBoard};
@@ -22,10 +23,15 @@ pub async fn readyz(hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError>
     }
 }
 
-/// Built at most once a second from counters the hub keeps (see `StatsBoard`), so
-/// polling it costs the hub nothing.
-pub async fn stats(board: web::Data<StatsBoard>) -> HttpResponse {
-    HttpResponse::Ok()
+/// An admin endpoint (SPEC §8). Built at most once a second from counters the hub
+/// keeps (see `StatsBoard`), so polling it costs the hub nothing.
+pub async fn stats(
+    req: HttpRequest,
+    auth: web::Data<Auth>,
+    board: web::Data<StatsBoard>,
+) -> Result<HttpResponse, ApiError> {
+    auth.check_admin(&req)?;
+    Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(board.answer())
+        .body(board.answer()))
 }

@@ -7,20 +7,20 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::PATIENCE;
 
-fn ssehub() -> Command {
+pub(crate) fn ssehub() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ssehub"));
     command.env_remove("RUST_LOG").stdin(Stdio::null());
     command
 }
 
-fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+pub(crate) fn write_config(name: &str, text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("ssehub-cli-{}-{name}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }
 
 /// Runs the binary expecting it to refuse: answers its stderr, which must be one line.
-fn refusal(command: &mut Command) -> String {
+pub(crate) fn refusal(command: &mut Command) -> String {
     let output = command.output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();

@@ -40,9 +40,18 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
         port,
-        http: reqwest::Client::new(),
+        http: http_client(),
         stopper,
     }
+}
+
+/// A reqwest client. reqwest speaks TLS through rustls here, without a crypto provider
+/// of its own (aws-lc would be built for it): it takes the process default, which is
+/// set to rustls's `ring`, the server's provider, before the first client is made.
+pub fn http_client() -> reqwest::Client {
+    // An error means it is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
 
 type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>>>>;

@@ -5,6 +5,7 @@ mod helpers;
 mod proxy;
 
 mod admin;
+mod auth;
 mod cli;
 mod failures;
 mod limits;
@@ -13,5 +14,6 @@ mod replay;
 mod resume;
 mod slow;
 mod subscribe;
+mod tls;
 mod topics;
 mod web;
