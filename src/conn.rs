@@ -15,11 +15,11 @@
 //! [`ConnHandle::stalled_for`]), so a client that accepts nothing is dropped after
 //! `stall_timeout_secs` even when its queue never fills.
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,74 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// a client 100 ms away, far more than an event stream needs.
 const SEND_BUFFER_BYTES: usize = 128 * 1024;
 
+/// Every open connection, so that the stop can close those still open once its grace
+/// is over: idle keep-alive connections above all, which actix's graceful stop would
+/// otherwise wait for until its timeout. Also where connections are accepted, with the
+/// socket options every one gets.
+#[derive(Debug, Clone)]
+pub struct ConnSet(Arc<SetInner>);
+
+#[derive(Debug)]
+struct SetInner {
+    /// Unacknowledged data older than this makes the kernel abort the connection
+    /// (`TCP_USER_TIMEOUT`): the stall timeout, for bytes the socket took but the
+    /// client never acknowledged (a reader that stopped with less than the send
+    /// buffer waiting, which no write of ours would ever notice).
+    stall_timeout: Duration,
+    open: Mutex<OpenSet>,
+}
+
+#[derive(Debug, Default)]
+struct OpenSet {
+    next: u64,
+    handles: HashMap<u64, Weak<Shared>>,
+}
+
+impl ConnSet {
+    pub fn new(stall_timeout: Duration) -> Self {
+        Self(Arc::new(SetInner {
+            stall_timeout,
+            open: Mutex::default(),
+        }))
+    }
+
+    /// Takes over an accepted connection: bounds its kernel send buffer, sets the
+    /// kernel's own stall timeout, and counts it among the open ones until dropped.
+    pub fn accept(&self, stream: TcpStream) -> ConnIo {
+        let socket = SockRef::from(&stream);
+        // Errors leave the kernel's defaults, which are only less frugal.
+        let _ = socket.set_send_buffer_size(SEND_BUFFER_BYTES);
+        let _ = socket.set_tcp_user_timeout(Some(self.0.stall_timeout));
+        let handle = ConnHandle::default();
+        let key = {
+            let mut open = self.lock();
+            let key = open.next;
+            open.next += 1;
+            open.handles.insert(key, Arc::downgrade(&handle.0));
+            key
+        };
+        ConnIo {
+            stream,
+            handle,
+            reset: AtomicBool::new(false),
+            set: (self.clone(), key),
+        }
+    }
+
+    /// Closes every connection still open.
+    pub fn trip_all(&self) {
+        let open: Vec<Weak<Shared>> = self.lock().handles.values().cloned().collect();
+        for shared in open.iter().filter_map(Weak::upgrade) {
+            ConnHandle(shared).trip();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenSet> {
+        // unwrap: nothing panics while holding it.
+        self.0.open.lock().unwrap()
+    }
+}
+
 /// What the hub holds for a client's connection: cheap to clone, and safe to use after
 /// the connection has gone (tripping it then does nothing). `default()` makes a handle
 /// no connection watches, for clients without a socket (benchmarks, unit tests).
@@ -49,6 +117,8 @@ struct Shared {
     /// Milliseconds on [`clock`] (plus one, so 0 means "not blocked") since a write
     /// first found the socket full, reset by any write that makes progress.
     blocked_since: AtomicU64,
+    /// Set when the kernel aborted the connection for its `TCP_USER_TIMEOUT`.
+    timed_out: AtomicBool,
 }
 
 impl ConnHandle {
@@ -69,6 +139,12 @@ impl ConnHandle {
         }
     }
 
+    /// Whether the kernel aborted the connection because the client acknowledged
+    /// nothing for the stall timeout (a stalled client the kernel dropped for us).
+    pub fn timed_out(&self) -> bool {
+        self.0.timed_out.load(Ordering::Relaxed)
+    }
+
     fn tripped(&self) -> bool {
         self.0.tripped.load(Ordering::SeqCst)
     }
@@ -83,20 +159,18 @@ pub struct ConnIo {
     /// only so that the readiness polls, which take `&self`, can set it too: the
     /// connection's own task is its only user.
     reset: AtomicBool,
+    /// Where it is counted among the open connections, and its key there.
+    set: (ConnSet, u64),
+}
+
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        let (set, key) = &self.set;
+        set.lock().handles.remove(key);
+    }
 }
 
 impl ConnIo {
-    /// Takes over an accepted connection and bounds its kernel send buffer.
-    pub fn new(stream: TcpStream) -> Self {
-        // An error leaves the kernel's default, which is only less frugal.
-        let _ = SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER_BYTES);
-        Self {
-            stream,
-            handle: ConnHandle::default(),
-            reset: AtomicBool::new(false),
-        }
-    }
-
     pub fn handle(&self) -> &ConnHandle {
         &self.handle
     }
@@ -131,6 +205,10 @@ impl ConnIo {
         }
         match op(Pin::new(&mut self.stream), cx) {
             Poll::Pending => self.pending(cx),
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                self.handle.0.timed_out.store(true, Ordering::Relaxed);
+                Poll::Ready(Err(e))
+            }
             ready => ready,
         }
     }
@@ -255,7 +333,8 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        (ConnIo::new(TcpStream::from_std(server).unwrap()), client)
+        let set = ConnSet::new(Duration::from_secs(30));
+        (set.accept(TcpStream::from_std(server).unwrap()), client)
     }
 
     /// Writes until the socket takes no more (the client reads nothing); answers how
@@ -274,20 +353,33 @@ mod tests {
 
     #[actix_web::test]
     async fn tripping_wakes_a_task_waiting_to_read() {
+        /// A waker that records being woken.
+        struct Flag(AtomicBool);
+        impl std::task::Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
         let (mut io, _client) = pair();
-        let handle = io.handle().clone();
-        let reader =
-            actix_web::rt::spawn(
-                async move { io.read(&mut [0u8; 16]).await.map_err(|e| e.kind()) },
-            );
-        // Nothing to read: the task waits until the trip wakes it.
-        tokio::task::yield_now().await;
-        handle.trip();
-        let read = tokio::time::timeout(Duration::from_secs(5), reader)
-            .await
-            .expect("the trip woke the waiting task")
-            .unwrap();
-        assert_eq!(read, Err(io::ErrorKind::ConnectionAborted));
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = std::task::Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 16];
+        let mut read = || Pin::new(&mut io).poll_read(&mut cx, &mut ReadBuf::new(&mut buf));
+        // Nothing to read: the read waits.
+        assert!(read().is_pending());
+        assert!(!flag.0.load(Ordering::SeqCst));
+        drop(read);
+        io.handle().trip();
+        assert!(
+            flag.0.load(Ordering::SeqCst),
+            "the trip woke the waiting task"
+        );
+        let again = Pin::new(&mut io).poll_read(&mut cx, &mut ReadBuf::new(&mut buf));
+        assert!(
+            matches!(again, Poll::Ready(Err(ref e)) if e.kind() == io::ErrorKind::ConnectionAborted),
+            "{again:?}"
+        );
     }
 
     #[actix_web::test]
@@ -386,7 +478,7 @@ mod tests {
             let (io, _client) = pair();
             let size = SockRef::from(&io.stream).send_buffer_size().unwrap();
             // Linux doubles what was asked for; autotuning would allow up to 4 MiB.
-            assert!(size <= 2 * SEND_BUFFER_BYTES, "{size}");
+            assert_eq!(size, 2 * SEND_BUFFER_BYTES);
         });
     }
 }

@@ -29,7 +29,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::auth::Auth;
 use crate::config::{Config, ConfigError};
-use crate::conn::{ConnHandle, ConnIo};
+use crate::conn::{ConnHandle, ConnIo, ConnSet};
 use crate::hub::messages::Shutdown;
 use crate::hub::{self, Hub, Publisher, Settings};
 use crate::routes::{self, broadcast::MaxBody};
@@ -40,6 +40,13 @@ use crate::{cors, error, fatal, tls};
 /// which cost a client a whole second. Linux caps it at `net.core.somaxconn`.
 /// (std's `TcpListener::bind` listens with 128, hence [`listen`].)
 const LISTEN_BACKLOG: i32 = 4096;
+
+/// How long streams and requests in flight get to finish at a stop before every
+/// connection still open is closed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Connections per worker beyond `max_clients`: publishers, admins, pages.
+const OTHER_CONNECTIONS: usize = 1024;
 
 /// How long a connection that is closing gets to say goodbye (actix-web's default).
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -60,18 +67,26 @@ pub struct Application {
 pub struct Stopper {
     hub: Addr<Hub>,
     publisher: Publisher,
+    connections: ConnSet,
     server: ServerHandle,
     timeout: Duration,
 }
 
 impl Stopper {
     pub async fn stop(&self) {
-        self.server.pause().await;
-        // From here publishes get 503, and those still queued are skipped by the hub.
+        // First, so that no publish is accepted from here on (503, and /readyz too):
+        // those still queued are skipped by the hub rather than waited for.
         self.publisher.stop();
+        self.server.pause().await;
         // An error means the hub has stopped already: its streams are gone with it. A
         // hub that does not answer in time must not hold the stop either.
         let _ = tokio::time::timeout(self.timeout, self.hub.send(Shutdown)).await;
+        // Streams end and requests in flight are answered within the grace; whatever
+        // is still open then (a client not reading its stream's end, an idle
+        // keep-alive connection) is closed, so actix's graceful stop has nothing left
+        // to wait for.
+        actix_web::rt::time::sleep(SHUTDOWN_GRACE).await;
+        self.connections.trip_all();
         self.server.stop(true).await;
     }
 }
@@ -149,18 +164,27 @@ impl Application {
         // The app reads nothing of `AppConfig` (host, scheme, address are taken from
         // each request), so its public default serves, with TLS too.
         let app_service = move || map_config(app().into_factory(), |_| AppConfig::default());
+        let connections = ConnSet::new(Duration::from_secs(config.sse.stall_timeout_secs));
+        let accepted = connections.clone();
         let server = Server::build()
             .workers(config.worker_count())
+            // actix-server's default (25,000 per worker) would leave max_clients
+            // unreachable: the connection past it would wait in the backlog, not get
+            // its 503.
+            .max_concurrent_connections(config.sse.max_clients + OTHER_CONNECTIONS)
             .disable_signals()
             .shutdown_timeout(config.server.shutdown_timeout_secs);
         let server = match tls {
             // accept → ConnIo → HTTP/1.1
             None => server.listen("ssehub", listener, move || {
                 let http = http_layer(local_addr, ConnIo::handle).finish(app_service());
-                fn_service(|stream: TcpStream| async move {
-                    let io = ConnIo::new(stream);
-                    let peer = io.peer_addr();
-                    Ok((io, Protocol::Http1, peer))
+                let accepted = accepted.clone();
+                fn_service(move |stream: TcpStream| {
+                    let io = accepted.accept(stream);
+                    async move {
+                        let peer = io.peer_addr();
+                        Ok((io, Protocol::Http1, peer))
+                    }
                 })
                 .and_then(http)
             }),
@@ -171,18 +195,22 @@ impl Application {
                 let acceptor = Acceptor::new(tls);
                 server.listen("ssehub", listener, move || {
                     let http = http_layer(local_addr, tls_conn_handle).finish(app_service());
-                    fn_service(|stream: TcpStream| async move { Ok(ConnIo::new(stream)) })
-                        .and_then(acceptor.clone().map_err(TlsError::into_service_error))
-                        .and_then(fn_service(|io: TlsStream<ConnIo>| async move {
-                            let (conn, session) = io.get_ref();
-                            let protocol = match session.alpn_protocol() {
-                                Some(b"h2") => Protocol::Http2,
-                                _ => Protocol::Http1,
-                            };
-                            let peer = conn.peer_addr();
-                            Ok((io, protocol, peer))
-                        }))
-                        .and_then(http.map_err(TlsError::Service))
+                    let accepted = accepted.clone();
+                    fn_service(move |stream: TcpStream| {
+                        let io = accepted.accept(stream);
+                        async move { Ok(io) }
+                    })
+                    .and_then(acceptor.clone().map_err(TlsError::into_service_error))
+                    .and_then(fn_service(|io: TlsStream<ConnIo>| async move {
+                        let (conn, session) = io.get_ref();
+                        let protocol = match session.alpn_protocol() {
+                            Some(b"h2") => Protocol::Http2,
+                            _ => Protocol::Http1,
+                        };
+                        let peer = conn.peer_addr();
+                        Ok((io, protocol, peer))
+                    }))
+                    .and_then(http.map_err(TlsError::Service))
                 })
             }
         }
@@ -192,6 +220,7 @@ impl Application {
         let stopper = Stopper {
             hub: hub.hub,
             publisher: hub.publisher,
+            connections,
             server: server.handle(),
             timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
         };

@@ -36,7 +36,6 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::conn::ConnHandle;
 use crate::error::ApiError;
 use crate::event::{EARLIEST, Event};
 use crate::sse;
@@ -60,10 +59,6 @@ pub use subscription::Subscription;
 /// Messages the hub's mailbox holds before `send` waits: room for a burst of 10,000
 /// connects (actix's default is 16).
 const MAILBOX_CAPACITY: usize = 65_536;
-
-/// How long streams get to finish cleanly at shutdown before the connections of
-/// clients still not done are reset.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Seconds a client refused for capacity is asked to wait (`Retry-After`).
 const RETRY_AFTER_FULL_SECS: u64 = 5;
@@ -276,6 +271,13 @@ impl Hub {
                 Counters::add(&self.counters.dropped_stalled, 1);
                 log::debug!("client {id} dropped: stalled (its socket took nothing)");
             }
+            // The kernel gave up on a client that acknowledged nothing for the stall
+            // timeout (TCP_USER_TIMEOUT, set at accept): stalled, below the socket
+            // buffer's fill level where no write of ours would notice.
+            Leave::Gone if client.conn.timed_out() => {
+                Counters::add(&self.counters.dropped_stalled, 1);
+                log::debug!("client {id} dropped: stalled (unacknowledged for the stall timeout)");
+            }
             Leave::Gone => log::debug!("client {id} disconnected"),
         }
         if why.closes_connection() {
@@ -420,18 +422,14 @@ impl Handler<IsReady> for Hub {
 impl Handler<Shutdown> for Hub {
     type Result = ();
 
-    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
         self.closing = true;
         self.intake.stop();
         // Dropping the senders ends every stream. A client that is not reading never
-        // lets its stream finish (its socket never becomes writable), so whoever is
-        // still connected after a grace period has their connection reset; tripping
-        // the handle of a connection that has closed does nothing.
-        let conns: Vec<ConnHandle> = self.registry.drain().map(|c| c.conn).collect();
+        // lets its stream finish (its socket never becomes writable): the stop closes
+        // every connection still open after its grace (`startup::Stopper`).
+        self.registry.drain().for_each(drop);
         self.counters.clients.store(0, Ordering::Relaxed);
-        ctx.run_later(SHUTDOWN_GRACE, move |_, _| {
-            conns.iter().for_each(ConnHandle::trip);
-        });
     }
 }
 

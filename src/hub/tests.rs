@@ -7,6 +7,7 @@ use actix::Arbiter;
 use futures_util::{FutureExt, StreamExt};
 
 use super::*;
+use crate::conn::ConnHandle;
 use crate::event::{Publication, parse_body};
 
 fn settings() -> Settings {

@@ -80,3 +80,24 @@ async fn a_publish_once_the_stop_has_begun_is_refused_with_503() {
     assert!(retry_after.is_some());
     assert_eq!(body["success"], false);
 }
+
+#[actix_web::test]
+async fn a_busy_keep_alive_connection_does_not_hold_the_stop_past_its_grace() {
+    let app = spawn_app_with(|c| c.server.shutdown_timeout_secs = 60).await;
+    let _stream = app.subscribe("/events").await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    // One connection, kept busy as a page polling /stats keeps it: actix's graceful
+    // stop alone would wait for it until shutdown_timeout_secs.
+    let polling = async {
+        let mut answered = 0;
+        while let Ok(response) = app.http.get(app.url("/healthz")).send().await {
+            answered += u32::from(response.status() == 200);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        answered
+    };
+    let stop = tokio::time::timeout(PATIENCE, app.stop());
+    let (stopped, answered) = tokio::join!(stop, polling);
+    assert!(stopped.is_ok(), "the stop waited for the busy connection");
+    assert!(answered > 0, "it was served during the grace");
+}

@@ -80,3 +80,37 @@ async fn a_client_that_takes_no_bytes_is_dropped_after_the_stall_timeout_though_
     let client_port = stalled.local_addr().unwrap().port();
     server_side_closes(app.port, client_port).await;
 }
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_with_less_than_a_socket_buffer_waiting_is_dropped_too() {
+    let app = spawn_app_with(|c| {
+        c.sse.stall_timeout_secs = 1;
+        c.sse.history_size = 100;
+    })
+    .await;
+    // 100 KB of history: less than the server's socket send buffer, so no write of the
+    // server ever waits, and only the kernel sees that nothing is acknowledged.
+    let payload = "x".repeat(1024);
+    for i in 0..100 {
+        app.publish(json!({"data": format!("{i} {payload}")})).await;
+    }
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /events?lastEventId=earliest HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    app.wait_for_clients(1).await;
+    let stats = app
+        .wait_for_stats("the stalled client dropped", |s| {
+            s["dropped_stalled"] == 1 && s["clients"] == 0
+        })
+        .await;
+    assert_eq!(stats["dropped_slow"], 0);
+    let client_port = stalled.local_addr().unwrap().port();
+    server_side_closes(app.port, client_port).await;
+}
