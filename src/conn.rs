@@ -369,7 +369,6 @@ mod tests {
         // Nothing to read: the read waits.
         assert!(read().is_pending());
         assert!(!flag.0.load(Ordering::SeqCst));
-        drop(read);
         io.handle().trip();
         assert!(
             flag.0.load(Ordering::SeqCst),
