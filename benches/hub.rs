@@ -10,13 +10,12 @@
 use std::time::{Duration, Instant};
 
 use actix::{Addr, Arbiter};
-use std::sync::atomic::Ordering;
-
 use ssehub::config::Config;
 use ssehub::conn::ConnHandle;
 use ssehub::event::parse_body;
 use ssehub::hub::messages::{Connect, IsReady};
 use ssehub::hub::{self, Hub, Settings, Subscription};
+use ssehub::metrics::Metrics;
 use ssehub::topic::TopicFilter;
 
 /// Publishes per measurement: enough for a stable mean on a noisy 2-core machine.
@@ -50,7 +49,11 @@ async fn topic_publish(others: usize) -> Duration {
     config.sse.history_size = 1000;
     // Big enough that the topic's subscribers, never drained here, are never dropped.
     config.sse.client_buffer = PUBLISHES + 1;
-    let handles = hub::start(Settings::from_config(&config), &Arbiter::current());
+    let handles = hub::start(
+        Settings::from_config(&config),
+        Metrics::new(),
+        &Arbiter::current(),
+    );
     let hub = &handles.hub;
 
     let mut clients: Vec<Subscription> = Vec::with_capacity(others + TOPIC_SUBSCRIBERS);
@@ -74,7 +77,7 @@ async fn topic_publish(others: usize) -> Duration {
     }
     // The hub has fanned out everything once it answers a later message.
     assert!(hub.send(IsReady).await.unwrap());
-    let delivered = handles.stats.counters().delivered.load(Ordering::Relaxed);
+    let delivered = handles.stats.metrics().deliveries.get();
     assert_eq!(delivered, (PUBLISHES * TOPIC_SUBSCRIBERS) as u64);
     started.elapsed() / PUBLISHES as u32
 }
@@ -85,6 +88,8 @@ async fn connect(hub: &Addr<Hub>, topic: &str) -> Subscription {
         last_event_id: None,
         sight: Default::default(),
         conn: ConnHandle::default(),
+        uuid: uuid::Uuid::new_v4(),
+        peer: None,
     };
     hub.send(connect).await.unwrap().unwrap()
 }

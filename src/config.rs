@@ -425,7 +425,8 @@ pub fn summary(config: &Config) -> String {
     format!(
         "bind={} workers={} static_dir={} client_buffer={} heartbeat_secs={} retry_ms={} \
          history_size={} history_ttl_secs={} history_max_bytes={} stall_timeout_secs={} \
-         max_clients={} max_body_bytes={} demo.clock_secs={} tls={}",
+         max_clients={} max_body_bytes={} demo.clock_secs={} tls={} auth={} private_topics={:?} \
+         allowed_origins={:?}",
         config.server.bind,
         config.worker_count(),
         config.server.static_dir.display(),
@@ -445,7 +446,78 @@ pub fn summary(config: &Config) -> String {
         } else {
             "on"
         },
+        auth_mode(&config.auth),
+        config.auth.private_topics,
+        config.cors.allowed_origins,
     )
+}
+
+/// Which credentials are configured, never what they are.
+fn auth_mode(auth: &AuthConfig) -> String {
+    let mut modes = Vec::new();
+    if !auth.publish_token.is_empty() {
+        modes.push("publish-token");
+    }
+    if !auth.jwt_secret.is_empty() {
+        modes.push("jwt-hs256");
+    }
+    if !auth.jwt_public_key_file.is_empty() {
+        modes.push("jwt-public-key");
+    }
+    match modes.is_empty() {
+        true => "loopback-only".into(),
+        false => modes.join("+"),
+    }
+}
+
+/// Proxies and load balancers commonly close a connection idle for 60 s.
+const PROXY_IDLE_SECS: u64 = 60;
+
+/// Below this, a burst of a few milliseconds' scheduling delay drops healthy clients
+/// (PERF-NOTES: 64 items did at 2,000 events/s).
+const SMALL_CLIENT_BUFFER: usize = 32;
+
+/// Settings that work but are likely to hurt, one sentence each, for the start-up log.
+/// `open_files` is the process's limit on open files, if known.
+pub fn warnings(config: &Config, open_files: Option<u64>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let addr = config.bind_addr();
+    if !addr.ip().is_loopback() && config.server.tls.cert_file.is_empty() {
+        warnings.push(format!(
+            "server.bind {addr} is reachable from other machines without TLS: tokens and \
+             events travel in clear text (set [server.tls], or terminate TLS in a proxy)"
+        ));
+    }
+    if config.sse.heartbeat_secs >= PROXY_IDLE_SECS {
+        warnings.push(format!(
+            "sse.heartbeat_secs = {}: proxies and load balancers commonly close connections \
+             idle for {PROXY_IDLE_SECS} s, cutting quiet streams",
+            config.sse.heartbeat_secs
+        ));
+    }
+    if config.sse.client_buffer < SMALL_CLIENT_BUFFER {
+        warnings.push(format!(
+            "sse.client_buffer = {}: a short burst will drop healthy clients as slow",
+            config.sse.client_buffer
+        ));
+    }
+    if !config.auth.private_topics.is_empty() && config.cors.allowed_origins == ["*"] {
+        warnings.push(
+            "private_topics with cors.allowed_origins = [\"*\"]: browsers send no cookie \
+             cross-origin with *, so pages on other origins must pass the token as ?token="
+                .into(),
+        );
+    }
+    if let Some(limit) = open_files
+        && config.sse.max_clients as u64 >= limit
+    {
+        warnings.push(format!(
+            "sse.max_clients = {} but the process may open only {limit} files: clients past \
+             that are refused by the kernel, not with 503 (raise LimitNOFILE / ulimit -n)",
+            config.sse.max_clients
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]
@@ -600,6 +672,32 @@ mod tests {
             "{err}"
         );
         assert!(Config::load(missing, false, |_| None, None).is_ok());
+    }
+
+    #[test]
+    fn risky_settings_are_warned_about_and_the_defaults_are_not() {
+        assert!(warnings(&Config::default(), Some(1 << 20)).is_empty());
+        let mut risky = Config::default();
+        risky.server.bind = "0.0.0.0:80".into();
+        risky.sse.heartbeat_secs = 90;
+        risky.sse.client_buffer = 8;
+        risky.auth.jwt_secret = "x".repeat(32);
+        risky.auth.private_topics = vec!["p.*".into()];
+        let said = warnings(&risky, Some(1024)).join("\n");
+        for words in [
+            "clear text",
+            "heartbeat_secs = 90",
+            "client_buffer = 8",
+            "cookie",
+            "1024 files",
+        ] {
+            assert!(said.contains(words), "{words:?} not in {said}");
+        }
+        assert!(
+            !summary(&risky).contains(&"x".repeat(32)),
+            "no secret in the summary"
+        );
+        assert!(summary(&risky).contains("auth=jwt-hs256"));
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// 404, for any path that is not an endpoint or a static file.
     #[error("path: no such endpoint")]
     NotFound,
+    /// 404 for something named in a valid path (a client that is not connected).
+    #[error("{field}: {reason}")]
+    NotFoundNamed { field: &'static str, reason: String },
     /// A refusal made by a layer we do not own (the CORS layer), with its status.
     #[error("{reason}")]
     Refused { status: StatusCode, reason: String },
@@ -92,7 +95,7 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NotFoundNamed { .. } => StatusCode::NOT_FOUND,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable { .. } | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }

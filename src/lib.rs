@@ -17,9 +17,11 @@
 //! - [`tls`]: HTTPS with HTTP/2 from `[server.tls]`, and the HSTS header.
 //! - [`fatal`]: a panic on the hub's thread ends the process.
 //! - [`event`]: a publish request (JSON) to validated events.
+//! - [`metrics`]: the Prometheus metrics, updated without locks.
 //! - [`topic`]: topic names and subscription filters.
 //! - [`sse`]: the wire format; each event encoded once.
 //! - [`query`]: a strict query-string reader.
+//! - [`request_id`]: `X-Request-Id` on every answer, and in log lines.
 //! - [`routes`]: the endpoints.
 //! - [`error`]: the one place a refusal becomes a status and a JSON body.
 
@@ -31,7 +33,9 @@ pub mod error;
 pub mod event;
 pub mod fatal;
 pub mod hub;
+pub mod metrics;
 pub mod query;
+pub mod request_id;
 pub mod routes;
 pub mod shutdown;
 pub mod sse;

@@ -96,11 +96,26 @@ fn serve(config: &Config, cli: &Cli, path: &std::path::Path) -> ExitCode {
                 return fail(&e);
             }
         };
+        let scheme = match config.server.tls.cert_file.is_empty() {
+            true => "http",
+            false => "https",
+        };
+        let ip = config.bind_addr().ip();
+        // An unspecified address listens everywhere; this machine reaches it locally.
+        let host = match ip.is_unspecified() {
+            true => "127.0.0.1".to_owned(),
+            false if ip.is_ipv6() => format!("[{ip}]"),
+            false => ip.to_string(),
+        };
         log::info!(
-            "ssehub listening on port {}: {}",
+            "ssehub listening: open {scheme}://{host}:{}/ (the publisher console is \
+             /admin.html); {}",
             app.port(),
             config::summary(config)
         );
+        for warning in config::warnings(config, open_files_limit()) {
+            log::warn!("{warning}");
+        }
         let stopper = app.stopper();
         actix_web::rt::spawn(async move {
             signalled.await;
@@ -148,6 +163,13 @@ fn token(config: &Config, path: &std::path::Path, args: TokenArgs) -> ExitCode {
         }
         Err(e) => fail(&format!("token: cannot sign: {e}")),
     }
+}
+
+/// The soft limit on open files, from `/proc/self/limits` (Linux); `None` elsewhere.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// Where a value refused at start came from: the flag, the environment variable, or

@@ -32,8 +32,9 @@ use crate::config::{Config, ConfigError};
 use crate::conn::{ConnHandle, ConnIo, ConnSet};
 use crate::hub::messages::Shutdown;
 use crate::hub::{self, Hub, Publisher, Settings};
+use crate::metrics::Metrics;
 use crate::routes::{self, broadcast::MaxBody};
-use crate::{cors, error, fatal, tls};
+use crate::{cors, error, fatal, request_id, tls};
 
 /// Pending connections the kernel may queue for us: a burst of thousands of
 /// reconnecting browsers (after a restart, say) must not overflow into SYN retries,
@@ -123,7 +124,12 @@ impl Application {
         }
         fatal::install();
         let hub_thread = Arbiter::new();
-        let hub = hub::start(Settings::from_config(config), &hub_thread.handle());
+        let metrics = Metrics::new();
+        let hub = hub::start(
+            Settings::from_config(config),
+            metrics.clone(),
+            &hub_thread.handle(),
+        );
 
         let static_dir = config.server.static_dir.clone();
         if !static_dir.is_dir() {
@@ -142,12 +148,14 @@ impl Application {
                 .wrap(actix_web_lab::middleware::CatchPanic::default())
                 .wrap(cors::layer(&origins))
                 .wrap(middleware::from_fn(error::errors_as_json))
+                .wrap(middleware::from_fn(request_id::middleware))
                 // Outermost, so every answer carries it (with TLS only).
                 .wrap(tls::hsts(https))
                 .app_data(web::Data::new(auth.clone()))
                 .app_data(web::Data::new(app_hub.clone()))
                 .app_data(web::Data::new(publisher.clone()))
                 .app_data(web::Data::new(stats.clone()))
+                .app_data(web::Data::new(metrics.clone()))
                 .app_data(web::Data::new(max_body))
                 .configure(routes::configure)
                 .service(

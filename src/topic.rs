@@ -32,6 +32,16 @@ pub enum TopicFilter {
     Prefix(Box<str>),
 }
 
+impl std::fmt::Display for TopicFilter {
+    /// As it was asked for: `news.sport`, `news.*`, `*`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(topic) => f.write_str(topic.as_str()),
+            Self::Prefix(prefix) => write!(f, "{prefix}*"),
+        }
+    }
+}
+
 impl TopicFilter {
     pub fn parse(text: &str) -> Result<Self, String> {
         check_name(text)?;

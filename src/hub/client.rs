@@ -1,9 +1,12 @@
 //! A connected client as the hub keeps it, and what its queue holds.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use crate::auth::Sight;
 use crate::conn::ConnHandle;
@@ -19,6 +22,11 @@ impl std::fmt::Display for ClientId {
 }
 
 pub struct Client {
+    /// The id `/clients` and the debug lines show: random, so it reveals nothing
+    /// about how many clients came before.
+    pub uuid: Uuid,
+    pub peer: Option<SocketAddr>,
+    pub since: Instant,
     /// The receiver is this client's response body: dropping this sender ends the
     /// stream, so disconnecting a client is removing its entry, nothing more.
     pub tx: mpsc::Sender<Item>,
@@ -81,6 +89,8 @@ pub enum Leave {
     Slow,
     /// Its socket accepted nothing for `stall_timeout_secs` while bytes waited.
     Stalled,
+    /// An admin disconnected it (`DELETE /clients/<id>`).
+    Admin,
     /// Its stream is gone already.
     Gone,
 }

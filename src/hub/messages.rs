@@ -1,6 +1,9 @@
 //! What handlers send the hub, and what comes back.
 
+use std::net::SocketAddr;
+
 use actix::Message;
+use uuid::Uuid;
 
 use crate::auth::Sight;
 use crate::conn::ConnHandle;
@@ -24,7 +27,34 @@ pub struct Connect {
     pub sight: Sight,
     /// The client's connection, closed by the hub if the client stops reading.
     pub conn: ConnHandle,
+    /// Its id for `/clients` and the logs.
+    pub uuid: Uuid,
+    pub peer: Option<SocketAddr>,
 }
+
+/// Sent by `GET /clients`: the connected clients, most recent first, at most `limit`.
+#[derive(Message)]
+#[rtype(result = "Vec<ClientInfo>")]
+pub struct ListClients {
+    pub limit: usize,
+}
+
+/// One client, as `GET /clients` shows it (SPEC §8).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClientInfo {
+    pub id: Uuid,
+    pub peer: Option<String>,
+    pub topics: Vec<String>,
+    pub connected_secs: u64,
+    /// Items in its queue, not yet taken by its connection.
+    pub queued: usize,
+}
+
+/// Sent by `DELETE /clients/<id>`: ends that client's stream. Answers whether it was
+/// connected.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Kick(pub Uuid);
 
 /// Sent when a client's stream is dropped, however it ended.
 #[derive(Message)]

@@ -11,7 +11,7 @@
 //!   through the hub's thread (which would queue the answer behind the fan-out's
 //!   wake-ups): ids are reserved in the shared ledger, and receivers counted from the
 //!   shared topic index, which publish handlers read and only the registry writes.
-//! - [`stats`]: counters the hub keeps, read by `/stats` off the hub's thread.
+//! - [`stats`]: `/stats`, built from the metrics the hub keeps, off the hub's thread.
 //! - [`subscription`]: the stream a client's response body reads.
 
 mod client;
@@ -27,17 +27,17 @@ mod registry;
 mod stats;
 mod subscription;
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Handler};
+use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Handler, MessageResult};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::event::{EARLIEST, Event};
+use crate::metrics::Metrics;
 use crate::sse;
 use crate::topic::{Patterns, Topic, TopicFilter};
 
@@ -47,10 +47,9 @@ use fanout::FanOut;
 use history::{Entry, History, Limits};
 use index::TopicIndex;
 use ledger::Retention;
-use messages::{Connect, Disconnect, IsReady, Publish, Shutdown};
+use messages::{ClientInfo, Connect, Disconnect, IsReady, Kick, ListClients, Publish, Shutdown};
 use publisher::Intake;
 use registry::Registry;
-use stats::Counters;
 
 pub use publisher::{Accepted, MAX_PENDING_BYTES, MAX_PENDING_PUBLISHES, Publisher};
 pub use stats::StatsBoard;
@@ -116,7 +115,7 @@ pub struct Hub {
     /// Shared with the publish handlers: the ledger (the hub releases what history
     /// evicts), the backlog (the hub counts handled publishes out) and the stop flag.
     intake: Arc<Intake>,
-    counters: Arc<Counters>,
+    metrics: Metrics,
     /// The stream's first bytes, encoded once.
     preamble: Bytes,
     closing: bool,
@@ -129,11 +128,10 @@ pub struct Handles {
     pub stats: StatsBoard,
 }
 
-/// Starts the hub on `thread`.
-pub fn start(settings: Settings, thread: &ArbiterHandle) -> Handles {
+/// Starts the hub on `thread`; it keeps `metrics` up to date.
+pub fn start(settings: Settings, metrics: Metrics, thread: &ArbiterHandle) -> Handles {
     let index = Arc::new(RwLock::new(TopicIndex::default()));
     let intake = Arc::new(Intake::default());
-    let counters = Arc::new(Counters::default());
     let retention = Retention {
         size: settings.history.events,
         ttl: settings.history.ttl,
@@ -147,7 +145,7 @@ pub fn start(settings: Settings, thread: &ArbiterHandle) -> Handles {
         registry: Registry::new(index.clone()),
         fanout: FanOut::default(),
         intake: intake.clone(),
-        counters: counters.clone(),
+        metrics: metrics.clone(),
         closing: false,
         settings,
     };
@@ -162,7 +160,7 @@ pub fn start(settings: Settings, thread: &ArbiterHandle) -> Handles {
             private_topics,
             time,
         },
-        stats: StatsBoard::new(counters, index),
+        stats: StatsBoard::new(metrics, index),
         hub,
     }
 }
@@ -185,8 +183,12 @@ impl Hub {
             ),
             batch => self.fanout.batch(&mut self.registry, batch),
         };
-        Counters::add(&self.counters.published, entries.len() as u64);
-        Counters::add(&self.counters.delivered, delivered);
+        self.metrics.published.inc_by(entries.len() as u64);
+        self.metrics.deliveries.inc_by(delivered);
+        // unwrap: a publish holds one event at least.
+        let accepted = entries.first().unwrap().at;
+        self.metrics
+            .observe_fanout(self.now().saturating_duration_since(accepted));
         self.remove_leaving();
         self.remember(entries);
     }
@@ -208,9 +210,7 @@ impl Hub {
     }
 
     fn release(&self, evicted: Vec<Entry>) {
-        self.counters
-            .history
-            .store(self.history.len(), Ordering::Relaxed);
+        self.metrics.history.set(self.history.len() as i64);
         if evicted.is_empty() {
             return;
         }
@@ -259,26 +259,31 @@ impl Hub {
         let Some(client) = self.registry.remove(id) else {
             return;
         };
-        self.counters
-            .clients
-            .store(self.registry.len(), Ordering::Relaxed);
+        self.metrics.clients.set(self.registry.len() as i64);
+        let uuid = client.uuid;
         match why {
             Leave::Slow => {
-                Counters::add(&self.counters.dropped_slow, 1);
-                log::debug!("client {id} dropped: too slow (its queue was full)");
+                self.metrics.dropped.slow.inc();
+                log::debug!("client {uuid} dropped: slow (its queue was full)");
             }
             Leave::Stalled => {
-                Counters::add(&self.counters.dropped_stalled, 1);
-                log::debug!("client {id} dropped: stalled (its socket took nothing)");
+                self.metrics.dropped.stalled.inc();
+                log::debug!("client {uuid} dropped: stalled (its socket took nothing)");
+            }
+            Leave::Admin => {
+                self.metrics.dropped.admin.inc();
+                log::debug!("client {uuid} dropped: admin (DELETE /clients)");
             }
             // The kernel gave up on a client that acknowledged nothing for the stall
             // timeout (TCP_USER_TIMEOUT, set at accept): stalled, below the socket
             // buffer's fill level where no write of ours would notice.
             Leave::Gone if client.conn.timed_out() => {
-                Counters::add(&self.counters.dropped_stalled, 1);
-                log::debug!("client {id} dropped: stalled (unacknowledged for the stall timeout)");
+                self.metrics.dropped.stalled.inc();
+                log::debug!(
+                    "client {uuid} dropped: stalled (unacknowledged for the stall timeout)"
+                );
             }
-            Leave::Gone => log::debug!("client {id} disconnected"),
+            Leave::Gone => log::debug!("client {uuid} disconnected"),
         }
         if why.closes_connection() {
             client.conn.trip();
@@ -317,8 +322,8 @@ impl Hub {
         let delivered = self
             .fanout
             .event(&mut self.registry, &event.topics, &private, &frame);
-        Counters::add(&self.counters.published, 1);
-        Counters::add(&self.counters.delivered, delivered);
+        self.metrics.published.inc();
+        self.metrics.deliveries.inc_by(delivered);
         self.remove_leaving();
     }
 
@@ -373,7 +378,11 @@ impl Handler<Connect> for Hub {
         self.expire_history();
         let head = self.replay(&msg.filters, &msg.sight, msg.last_event_id.as_deref());
         let (tx, rx) = mpsc::channel(self.settings.client_buffer);
+        let (uuid, peer) = (msg.uuid, msg.peer);
         let id = self.registry.insert(Client {
+            uuid,
+            peer,
+            since: self.now(),
             tx,
             filters: msg.filters.into(),
             sight: msg.sight,
@@ -381,10 +390,12 @@ impl Handler<Connect> for Hub {
             mark: self.fanout.seq(),
             conn: msg.conn,
         });
-        self.counters
-            .clients
-            .store(self.registry.len(), Ordering::Relaxed);
-        log::debug!("client {id} connected ({} now)", self.registry.len());
+        self.metrics.clients.set(self.registry.len() as i64);
+        log::debug!(
+            "client {uuid} connected from {} ({} now)",
+            peer.map_or("?".into(), |p| p.to_string()),
+            self.registry.len()
+        );
         Ok(Subscription::new(id, head, rx, ctx.address()))
     }
 }
@@ -411,6 +422,54 @@ impl Handler<Publish> for Hub {
     }
 }
 
+impl Handler<ListClients> for Hub {
+    type Result = MessageResult<ListClients>;
+
+    fn handle(
+        &mut self,
+        ListClients { limit }: ListClients,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        let now = self.now();
+        let mut newest: Vec<&Client> = self.registry.iter().map(|(_, c)| c).collect();
+        let order = |a: &&Client, b: &&Client| b.since.cmp(&a.since);
+        if newest.len() > limit && limit > 0 {
+            newest.select_nth_unstable_by(limit - 1, order);
+        }
+        newest.truncate(limit);
+        newest.sort_unstable_by(order);
+        MessageResult(
+            newest
+                .into_iter()
+                .map(|c| ClientInfo {
+                    id: c.uuid,
+                    peer: c.peer.map(|p| p.to_string()),
+                    topics: c.filters.iter().map(ToString::to_string).collect(),
+                    connected_secs: now.saturating_duration_since(c.since).as_secs(),
+                    queued: c.tx.max_capacity() - c.tx.capacity(),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Handler<Kick> for Hub {
+    type Result = bool;
+
+    fn handle(&mut self, Kick(uuid): Kick, _: &mut Self::Context) -> bool {
+        // A scan: an admin's occasional request is not worth an index kept on every
+        // connect and disconnect.
+        let found = self.registry.iter().find(|(_, c)| c.uuid == uuid);
+        match found.map(|(&id, _)| id) {
+            Some(id) => {
+                self.remove(id, Leave::Admin);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl Handler<IsReady> for Hub {
     type Result = bool;
 
@@ -428,8 +487,11 @@ impl Handler<Shutdown> for Hub {
         // Dropping the senders ends every stream. A client that is not reading never
         // lets its stream finish (its socket never becomes writable): the stop closes
         // every connection still open after its grace (`startup::Stopper`).
-        self.registry.drain().for_each(drop);
-        self.counters.clients.store(0, Ordering::Relaxed);
+        for client in self.registry.drain() {
+            self.metrics.dropped.shutdown.inc();
+            log::debug!("client {} dropped: shutdown", client.uuid);
+        }
+        self.metrics.clients.set(0);
     }
 }
 

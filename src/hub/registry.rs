@@ -58,6 +58,10 @@ impl Registry {
         self.clients.get_mut(&id)
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&ClientId, &Client)> {
+        self.clients.iter()
+    }
+
     pub fn iter_mut(&mut self) -> IterMut<'_, ClientId, Client> {
         self.clients.iter_mut()
     }

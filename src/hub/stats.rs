@@ -1,12 +1,13 @@
 //! `/stats`: counters the hub keeps as it works, and the answer built from them at most
 //! once a second by whichever handler asks first, never on the hub's thread.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
+
+use crate::metrics::Metrics;
 
 use super::index::TopicIndex;
 
@@ -16,28 +17,10 @@ pub const MAX_LISTED_TOPICS: usize = 1000;
 /// How long an answer is served again before it is rebuilt.
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
-/// Written by the hub only (one store or add per fan-out, not per delivery); read by
-/// anyone.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub clients: AtomicUsize,
-    pub published: AtomicU64,
-    pub delivered: AtomicU64,
-    pub dropped_slow: AtomicU64,
-    pub dropped_stalled: AtomicU64,
-    pub history: AtomicUsize,
-}
-
-impl Counters {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
 /// What `GET /stats` reads; one for the whole server.
 #[derive(Clone)]
 pub struct StatsBoard {
-    counters: Arc<Counters>,
+    metrics: Metrics,
     index: Arc<RwLock<TopicIndex>>,
     started: Instant,
     /// The last answer and when it was built.
@@ -45,17 +28,17 @@ pub struct StatsBoard {
 }
 
 impl StatsBoard {
-    pub(super) fn new(counters: Arc<Counters>, index: Arc<RwLock<TopicIndex>>) -> Self {
+    pub(super) fn new(metrics: Metrics, index: Arc<RwLock<TopicIndex>>) -> Self {
         Self {
-            counters,
+            metrics,
             index,
             started: Instant::now(),
             last: Arc::default(),
         }
     }
 
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The JSON answer, rebuilt when the last one is older than a second. Requests that
@@ -86,15 +69,15 @@ impl StatsBoard {
             .most_subscribed(MAX_LISTED_TOPICS);
         let listed: Map<String, Value> = topics.into_iter().map(|(t, n)| (t, n.into())).collect();
 
-        let c = &self.counters;
+        let m = &self.metrics;
         let mut stats = json!({
-            "clients": c.clients.load(Ordering::Relaxed),
+            "clients": m.clients.get(),
             "topics": listed,
-            "published": c.published.load(Ordering::Relaxed),
-            "delivered": c.delivered.load(Ordering::Relaxed),
-            "dropped_slow": c.dropped_slow.load(Ordering::Relaxed),
-            "dropped_stalled": c.dropped_stalled.load(Ordering::Relaxed),
-            "history": c.history.load(Ordering::Relaxed),
+            "published": m.published.get(),
+            "delivered": m.deliveries.get(),
+            "dropped_slow": m.dropped.slow.get(),
+            "dropped_stalled": m.dropped.stalled.get(),
+            "history": m.history.get(),
             "uptime_secs": self.started.elapsed().as_secs(),
         });
         if total > MAX_LISTED_TOPICS {
@@ -122,7 +105,7 @@ mod tests {
                 id += 1;
             }
         }
-        let board = StatsBoard::new(Arc::default(), Arc::new(RwLock::new(index)));
+        let board = StatsBoard::new(Metrics::new(), Arc::new(RwLock::new(index)));
         let stats: Value = serde_json::from_slice(&board.answer()).unwrap();
         let topics = stats["topics"].as_object().unwrap();
         assert_eq!(topics.len(), MAX_LISTED_TOPICS);
@@ -137,11 +120,11 @@ mod tests {
 
     #[test]
     fn an_answer_is_served_again_within_the_second() {
-        let counters = Arc::new(Counters::default());
-        let board = StatsBoard::new(counters.clone(), Arc::default());
+        let metrics = Metrics::new();
+        let board = StatsBoard::new(metrics.clone(), Arc::default());
         let t0 = Instant::now();
         let first = board.answer_at(t0);
-        Counters::add(&counters.published, 5);
+        metrics.published.inc_by(5);
         let soon = t0 + Duration::from_millis(999);
         assert_eq!(
             board.answer_at(soon),

@@ -15,7 +15,7 @@ fn settings() -> Settings {
 }
 
 fn start_here(settings: Settings) -> Handles {
-    start(settings, &Arbiter::current())
+    start(settings, Metrics::new(), &Arbiter::current())
 }
 
 fn publication(body: &str) -> Publication {
@@ -31,6 +31,8 @@ fn connect(topics: &[&str], last_event_id: Option<&str>) -> Connect {
         last_event_id: last_event_id.map(Into::into),
         sight: Arc::default(),
         conn: ConnHandle::default(),
+        uuid: uuid::Uuid::new_v4(),
+        peer: None,
     }
 }
 
@@ -54,7 +56,7 @@ async fn settle(handles: &Handles) {
 }
 
 fn published(handles: &Handles) -> u64 {
-    handles.stats.counters().published.load(Ordering::Relaxed)
+    handles.stats.metrics().published.get()
 }
 
 #[actix_web::test]
@@ -190,7 +192,7 @@ async fn an_id_reused_past_its_ttl_stays_unique_and_resumable_before_any_expiry_
         matches!(conflict, ApiError::Conflict { .. }),
         "{conflict:?}"
     );
-    assert_eq!(handles.stats.counters().history.load(Ordering::Relaxed), 1);
+    assert_eq!(handles.stats.metrics().history.get(), 1);
 
     // A resume from "a" finds it (no hub.gap) and gets exactly what followed.
     publish(r#"{"id":"b","data":"after"}"#).unwrap();
@@ -237,9 +239,9 @@ async fn a_batch_is_one_queue_item_and_clients_matching_the_same_events_share_it
     handles.publisher.publish(publication(batch)).unwrap();
     settle(&handles).await;
     // A queue of one item took the whole batch: neither client was dropped as slow.
-    let counters = handles.stats.counters();
-    assert_eq!(counters.dropped_slow.load(Ordering::Relaxed), 0);
-    assert_eq!(counters.delivered.load(Ordering::Relaxed), 6);
+    let metrics = handles.stats.metrics();
+    assert_eq!(metrics.dropped.slow.get(), 0);
+    assert_eq!(metrics.deliveries.get(), 6);
     let (first, second) = (a.take_batch(), also_a.take_batch());
     assert!(Arc::ptr_eq(&first, &second), "one selection for both");
     assert_eq!(first.count(), 3);

@@ -1,12 +1,14 @@
 //! `POST /broadcast`: validate everything, then hand the events to the hub (SPEC §4).
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::event;
 use crate::hub::Publisher;
+use crate::metrics::Metrics;
+use crate::request_id;
 
 /// `publish.max_body_bytes`, shared with the handler as app data.
 #[derive(Debug, Clone, Copy)]
@@ -17,9 +19,29 @@ pub async fn publish(
     body: web::Payload,
     publisher: web::Data<Publisher>,
     auth: web::Data<Auth>,
+    metrics: web::Data<Metrics>,
     max_body: web::Data<MaxBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let rights = auth.publisher(&req)?;
+    let answer = accept(&req, body, &publisher, &auth, max_body.0).await;
+    if let Err(refusal) = &answer {
+        metrics.rejected(refusal.status_code());
+        log::debug!(
+            "request {}: publish refused ({}): {refusal}",
+            request_id::of(&req),
+            refusal.status_code().as_u16()
+        );
+    }
+    answer
+}
+
+async fn accept(
+    req: &HttpRequest,
+    body: web::Payload,
+    publisher: &Publisher,
+    auth: &Auth,
+    limit: usize,
+) -> Result<HttpResponse, ApiError> {
+    let rights = auth.publisher(req)?;
     let is_json = req
         .mime_type()
         .ok()
@@ -28,7 +50,6 @@ pub async fn publish(
     if !is_json {
         return Err(ApiError::NotJson);
     }
-    let limit = max_body.0;
     let body = body
         .to_bytes_limited(limit)
         .await
@@ -58,8 +79,12 @@ mod tests {
 
     async fn post_from(peer: &str) -> (u16, String) {
         let config = crate::config::Config::default();
-        let publisher =
-            hub::start(Settings::from_config(&config), &actix::Arbiter::current()).publisher;
+        let publisher = hub::start(
+            Settings::from_config(&config),
+            Metrics::new(),
+            &actix::Arbiter::current(),
+        )
+        .publisher;
         let (req, mut payload) = TestRequest::post()
             .peer_addr(peer.parse().unwrap())
             .insert_header(("Content-Type", "application/json"))
@@ -73,6 +98,7 @@ mod tests {
             body,
             web::Data::new(publisher),
             web::Data::new(Auth::from_config(&config.auth).unwrap()),
+            web::Data::new(Metrics::new()),
             web::Data::new(MaxBody(1024)),
         )
         .await;

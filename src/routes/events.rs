@@ -2,7 +2,7 @@
 
 use actix::Addr;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::auth::Auth;
 use crate::conn::ConnHandle;
@@ -11,6 +11,7 @@ use crate::event::MAX_TOPICS;
 use crate::hub::Hub;
 use crate::hub::messages::Connect;
 use crate::query;
+use crate::request_id;
 use crate::topic::TopicFilter;
 
 pub async fn subscribe(
@@ -18,14 +19,37 @@ pub async fn subscribe(
     hub: web::Data<Addr<Hub>>,
     auth: web::Data<Auth>,
 ) -> Result<HttpResponse, ApiError> {
-    let asked = read_request(&req)?;
-    let sight = auth.check_subscribe(&req, asked.token.as_deref(), &asked.filters)?;
+    let answer = connect(&req, &hub, &auth).await;
+    if let Err(refusal) = &answer {
+        log::debug!(
+            "request {}: subscription refused ({}): {refusal}",
+            request_id::of(&req),
+            refusal.status_code().as_u16()
+        );
+    }
+    answer
+}
+
+async fn connect(
+    req: &HttpRequest,
+    hub: &Addr<Hub>,
+    auth: &Auth,
+) -> Result<HttpResponse, ApiError> {
+    let asked = read_request(req)?;
+    let sight = auth.check_subscribe(req, asked.token.as_deref(), &asked.filters)?;
     let connect = Connect {
         filters: asked.filters,
         last_event_id: asked.last_event_id,
         sight,
-        conn: conn_of(&req).clone(),
+        conn: conn_of(req).clone(),
+        uuid: uuid::Uuid::new_v4(),
+        peer: req.peer_addr(),
     };
+    log::debug!(
+        "request {}: client {} subscribes",
+        request_id::of(req),
+        connect.uuid
+    );
     let subscription = match hub.send(connect).await {
         Ok(Ok(subscription)) => subscription,
         Ok(Err(refused)) if refused != ApiError::ShuttingDown => return Err(refused),
@@ -34,7 +58,7 @@ pub async fn subscribe(
         // retried (by then to another node, if there is one). A browser reusing a
         // kept-alive connection lands here while the server stops.
         _ => {
-            conn_of(&req).trip();
+            conn_of(req).trip();
             return Err(ApiError::ShuttingDown);
         }
     };

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per endpoint family.
 
 pub mod broadcast;
+pub mod clients;
 pub mod events;
 pub mod ops;
 
@@ -22,7 +23,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(get_only("/healthz").route(web::get().to(ops::healthz)))
     .service(get_only("/readyz").route(web::get().to(ops::readyz)))
-    .service(get_only("/stats").route(web::get().to(ops::stats)));
+    .service(get_only("/stats").route(web::get().to(ops::stats)))
+    .service(get_only("/metrics").route(web::get().to(ops::metrics)))
+    .service(get_only("/clients").route(web::get().to(clients::list)))
+    .service(
+        web::resource("/clients/{id}")
+            .route(web::delete().to(clients::disconnect))
+            .default_service(web::to(method_not_allowed)),
+    );
 }
 
 /// A resource whose other methods get the JSON 405 (a resource does not inherit the

@@ -7,6 +7,7 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::hub::messages::IsReady;
 use crate::hub::{Hub, StatsBoard};
+use crate::metrics::Metrics;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
@@ -21,6 +22,13 @@ pub async fn readyz(hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError>
             retry_after: 1,
         }),
     }
+}
+
+/// Prometheus text format. Open like `/healthz`: it names no topic and no client.
+pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.encode())
 }
 
 /// An admin endpoint (SPEC §8). Built at most once a second from counters the hub

@@ -8,6 +8,7 @@ use actix::Arbiter;
 use serde_json::json;
 use ssehub::config::Config;
 use ssehub::hub::{self, Settings, messages::IsReady};
+use ssehub::metrics::Metrics;
 
 use crate::helpers::{PATIENCE, spawn_app_with};
 
@@ -23,7 +24,8 @@ fn a_panic_in_the_hub_is_logged_and_ends_the_process_with_a_failure_status() {
         ssehub::fatal::install();
         actix_web::rt::System::new().block_on(async {
             let thread = Arbiter::new();
-            let handles = hub::start(Settings::from_config(&Config::default()), &thread.handle());
+            let settings = Settings::from_config(&Config::default());
+            let handles = hub::start(settings, Metrics::new(), &thread.handle());
             assert!(handles.hub.send(IsReady).await.unwrap(), "the hub runs");
             thread.spawn(async { panic!("the hub failed on purpose") });
             tokio::time::sleep(PATIENCE).await;

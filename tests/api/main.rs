@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod failures;
 mod limits;
+mod operations;
 mod publish;
 mod replay;
 mod resume;
