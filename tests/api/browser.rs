@@ -9,8 +9,12 @@
 //! `SSEHUB_REQUIRE_BROWSER=1`, as `.ci/run` sets it, their absence fails the test
 //! instead: the pages are part of the product, so in CI "could not test it" must not
 //! pass as "works".
+//!
+//! Every session leaves a screenshot of its page when it ends, at
+//! `target/screenshots/<module>-<test>.png` (the whole page when the test closes it,
+//! the window as it was when a test fails), for CI to keep and people to look at.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,6 +43,20 @@ const CHROMEDRIVER: Tool = Tool {
     variable: "SSEHUB_CHROMEDRIVER",
     names: &["chromedriver"],
 };
+
+/// Where each session leaves its screenshot (see the module's doc).
+const SCREENSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
+
+/// The tallest whole-page screenshot, in CSS pixels: a page taller than this (a long
+/// event list) is cut there.
+const MAX_SCREENSHOT_HEIGHT: u32 = 4000;
+
+/// Set (to anything but `0` or empty) to have the tests that show each page with
+/// realistic data also write the README's screenshots (see `docs_screenshot`).
+const DOCS_SCREENSHOTS: &str = "SSEHUB_DOCS_SCREENSHOTS";
+
+/// The browser window's size, as the tests see the pages (and as screenshots show them).
+const WINDOW: (u32, u32) = (1200, 900);
 
 const HOW_TO_INSTALL: &str = "`apt-get install chromium chromium-driver` (Debian, Ubuntu), \
 or set SSEHUB_CHROMIUM and SSEHUB_CHROMEDRIVER to the executables' paths";
@@ -149,7 +167,12 @@ impl Tools {
 /// One Chromium session, driven through its own chromedriver.
 pub(crate) struct Browser {
     pub(crate) client: Client,
-    _driver: Chromedriver,
+    /// The WebDriver session's id, for the screenshot of a test that ends without
+    /// `close` (a failure): see `Drop`.
+    session: Option<String>,
+    /// Set by `close`, which has taken the screenshot already.
+    closed: bool,
+    driver: Chromedriver,
 }
 
 impl Browser {
@@ -170,7 +193,8 @@ impl Browser {
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1200,900",
+                    "--disable-component-update", "--disable-sync",
+                    format!("--window-size={},{}", WINDOW.0, WINDOW.1),
                     format!("--user-data-dir={}", driver.profile.display()),
                 ],
             }
@@ -188,9 +212,12 @@ impl Browser {
                 panic!("no session of {chromium} from {chromedriver}: {e}")
             });
         client.goto(url).await.expect("the browser opens the page");
+        let session = client.session_id().await.ok().flatten();
         Some(Browser {
             client,
-            _driver: driver,
+            session,
+            closed: false,
+            driver,
         })
     }
 
@@ -284,9 +311,115 @@ impl Browser {
         button.click().await.expect("the button clicks");
     }
 
-    pub(crate) async fn close(self) {
-        self.client.close().await.expect("the session closes");
+    /// Saves a PNG of the whole page (up to `MAX_SCREENSHOT_HEIGHT`) at `path`, creating
+    /// its directory. The window grows to the page's height and stays so.
+    pub(crate) async fn screenshot_to(&self, path: &Path) {
+        // The window's height is the page's plus whatever the window holds besides.
+        let height = self
+            .js("return Math.ceil(document.documentElement.scrollHeight \
+                 + window.outerHeight - window.innerHeight)")
+            .await
+            .as_u64()
+            .and_then(|h| u32::try_from(h).ok())
+            .unwrap_or(WINDOW.1)
+            .clamp(WINDOW.1, MAX_SCREENSHOT_HEIGHT);
+        self.client
+            .set_window_size(WINDOW.0, height)
+            .await
+            .expect("the window resizes");
+        // Two frames: the resize's layout, then what the page redraws for it (the chart).
+        self.js("return new Promise((done) => \
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(true))))")
+            .await;
+        let png = self.client.screenshot().await.expect("a screenshot");
+        write_png(path, &png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
+
+    /// Ends the session, after saving the test's screenshot (see the module's doc).
+    pub(crate) async fn close(mut self) {
+        self.screenshot_to(&screenshot_path()).await;
+        self.closed = true;
+        self.client
+            .clone()
+            .close()
+            .await
+            .expect("the session closes");
+    }
+}
+
+impl Drop for Browser {
+    /// A test that failed (or returned without `close`) still leaves its screenshot,
+    /// the window as the failure found it. The async client cannot run here, inside
+    /// the test's runtime as it unwinds, so this asks chromedriver directly.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let Some(session) = &self.session else {
+            return;
+        };
+        let screenshot = self
+            .driver
+            .get(&format!("/session/{session}/screenshot"))
+            .and_then(|answer| decode_base64(answer["value"].as_str()?));
+        // No panic here: this may run while a failed test unwinds.
+        let path = screenshot_path();
+        match screenshot.map(|png| write_png(&path, &png)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => eprintln!("cannot write {}: {e}", path.display()),
+            None => eprintln!("no screenshot of the page: chromedriver did not give one"),
+        }
+    }
+}
+
+/// `docs/screenshots/<page>.png` when `SSEHUB_DOCS_SCREENSHOTS` is set, else `None`.
+/// The README's pictures come from one test per page, which then adds realistic data
+/// before its screenshot:
+/// `SSEHUB_DOCS_SCREENSHOTS=1 cargo test --test api -- web::the_page_connects admin::the_live_stats`
+pub(crate) fn docs_screenshot(page: &str) -> Option<PathBuf> {
+    std::env::var(DOCS_SCREENSHOTS)
+        .is_ok_and(|v| !v.is_empty() && v != "0")
+        .then(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/screenshots/{page}.png")))
+}
+
+/// `target/screenshots/<module>-<test>.png`, named after the running test (its thread).
+fn screenshot_path() -> PathBuf {
+    let test = std::thread::current()
+        .name()
+        .map_or_else(|| "browser".to_owned(), |name| name.replace("::", "-"));
+    Path::new(SCREENSHOTS).join(format!("{test}.png"))
+}
+
+/// Writes `png` at `path`, creating its directory.
+fn write_png(path: &Path, png: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, png)
+}
+
+/// Standard base64 (WebDriver's encoding of a screenshot); `None` if it is not.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut held) = (0u32, 0u32);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        held += 6;
+        if held >= 8 {
+            held -= 8;
+            // unwrap: masked to 8 bits
+            bytes.push(u8::try_from((bits >> held) & 0xff).unwrap());
+        }
+    }
+    Some(bytes)
 }
 
 /// A chromedriver process on a free port, with a fresh Chromium profile directory;
@@ -342,6 +475,35 @@ impl Chromedriver {
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A WebDriver `GET` over a plain blocking connection (for `Drop`, where the async
+    /// client cannot run); its JSON answer, or `None` if there is none.
+    fn get(&self, path: &str) -> Option<Value> {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(PATIENCE)).ok()?;
+        (&stream)
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .ok()?;
+        // chromedriver keeps the connection open: read the body by its length.
+        let mut reader = BufReader::new(stream);
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).ok()?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().ok();
+            }
+        }
+        let mut body = vec![0; length?];
+        reader.read_exact(&mut body).ok()?;
+        serde_json::from_slice(&body).ok()
     }
 }
 

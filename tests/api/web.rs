@@ -5,7 +5,7 @@
 use fantoccini::Locator;
 use serde_json::{Value, json};
 
-use crate::browser::Browser;
+use crate::browser::{Browser, docs_screenshot};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 #[actix_web::test]
@@ -41,22 +41,9 @@ async fn the_page_connects_shows_the_server_time_and_updates_a_stock_row_in_plac
         "ticks and quotes are not listed"
     );
 
-    // For a look at the page: SSEHUB_SCREENSHOT=/tmp/ssehub-index.png cargo test ...
-    if let Ok(path) = std::env::var("SSEHUB_SCREENSHOT") {
-        app.publish(json!({"event": "stockUpdate", "topic": "stocks", "payload": {"symbol": "INFY", "price": 1612.5}}))
-            .await;
-        app.publish(json!({"event": "note", "data": "Markets open <b>now</b>"}))
-            .await;
-        app.publish(json!({"payload": {"greeting": "hello", "n": 1}}))
-            .await;
-        page.wait_until(
-            "a second row and two listed events",
-            "return document.querySelectorAll('#stocks tr').length === 2 \
-             && document.querySelectorAll('#events li').length === 2",
-        )
-        .await;
-        let png = page.client.screenshot().await.expect("a screenshot");
-        std::fs::write(&path, png).expect("the screenshot is written");
+    if let Some(path) = docs_screenshot("index") {
+        with_realistic_data(&app, &page).await;
+        page.screenshot_to(&path).await;
     }
     page.close().await;
 }
@@ -225,6 +212,37 @@ async fn after_a_server_restart_the_page_reconnects_and_warns_that_events_were_m
     );
     restarted.wait_for_clients(1).await;
     page.close().await;
+}
+
+/// A few more quotes, up and down, and the kinds of other event the page lists, for
+/// the README's screenshot.
+async fn with_realistic_data(app: &TestApp, page: &Browser) {
+    for (symbol, price) in [
+        ("TCS", 3905.4),
+        ("INFY", 1612.5),
+        ("HDFCBANK", 1689.9),
+        ("TCS", 3898.1),
+        ("INFY", 1618.0),
+        ("RELIANCE", 2757.35),
+    ] {
+        app.publish(json!({"event": "stockUpdate", "topic": "stocks",
+                           "payload": {"symbol": symbol, "price": price}}))
+            .await;
+    }
+    app.publish(
+        json!({"event": "note", "data": "Pre-open session ended.\nTrading is <b>live</b>."}),
+    )
+    .await;
+    app.publish(json!({"event": "alert", "payload": {"symbol": "TCS", "level": "warn", "text": "down 0.2% in a minute"}}))
+        .await;
+    app.publish(json!({"payload": {"build": 1842, "status": "deployed"}}))
+        .await;
+    page.wait_until(
+        "four stock rows and three listed events",
+        "return document.querySelectorAll('#stocks tr').length === 4 \
+         && document.querySelectorAll('#events li').length === 3",
+    )
+    .await;
 }
 
 // ---- the live page ----------------------------------------------------------------
