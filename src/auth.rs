@@ -190,10 +190,25 @@ impl Auth {
         query_token: Option<&str>,
         filters: &[TopicFilter],
     ) -> Result<Sight, ApiError> {
-        let token = bearer_header(req)?
+        // Without any credential configured there is nothing to check: a browser
+        // behind a proxy with its own login (`Authorization: Basic`), or with a cookie
+        // left from elsewhere, must still get public streams.
+        if !self.configured() {
+            return Ok(Sight::default());
+        }
+        // A bearer the client sent on purpose (header, query) must be valid; other
+        // schemes belong to someone else (a proxy's login), and a cookie is sent by the
+        // browser whatever the page meant, so an invalid one is ignored.
+        let chosen = bearer_if_any(req)
             .map(str::to_owned)
-            .or_else(|| query_token.map(str::to_owned))
-            .or_else(|| req.cookie(COOKIE).map(|c| c.value().to_owned()));
+            .or_else(|| query_token.map(str::to_owned));
+        let token = match chosen {
+            Some(token) => Some(token),
+            None => req
+                .cookie(COOKIE)
+                .map(|c| c.value().to_owned())
+                .filter(|token| self.verify(token).is_ok()),
+        };
         // `None`: no credential was sent.
         let grant = match token {
             Some(token) => Some(match self.verify(&token)? {
@@ -291,6 +306,10 @@ impl Auth {
         let mut validation = Validation::new(key.algorithm);
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
+        // Tokens from an identity provider carry an audience; the hub has none to
+        // compare it with, so it is not a reason to refuse them.
+        validation.validate_aud = false;
         let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
             .map_err(|e| ApiError::unauthorized(format!("the JWT {}", reason(&e))))?
             .claims;
@@ -311,7 +330,7 @@ impl Auth {
 fn reason(error: &jsonwebtoken::errors::Error) -> String {
     match error.kind() {
         ErrorKind::ExpiredSignature => {
-            "has expired (its exp is past, beyond 60 s of leeway)".into()
+            format!("has expired (its exp is past, beyond {LEEWAY_SECS} s of leeway)")
         }
         ErrorKind::ImmatureSignature => "is not valid yet (nbf)".into(),
         ErrorKind::InvalidSignature => "is wrongly signed (not by this hub's key)".into(),
@@ -321,6 +340,13 @@ fn reason(error: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::Json(e) => format!("is malformed (its claims: {e})"),
         _ => "is malformed".into(),
     }
+}
+
+/// The token of `Authorization: Bearer <token>`, ignoring other schemes.
+fn bearer_if_any(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
 
 /// The token of `Authorization: Bearer <token>`, if the header is there.
@@ -348,25 +374,36 @@ fn is_loopback(peer: Option<SocketAddr>) -> bool {
     peer.is_some_and(|peer| peer.ip().to_canonical().is_loopback())
 }
 
-/// Reads a PEM public key: RSA for RS256, EC P-256 for ES256.
+/// DER of the object identifiers a public key's `SubjectPublicKeyInfo` names.
+const RSA_OID: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+];
+const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// Reads a PEM public key: RSA for RS256, EC P-256 for ES256. Only a public key will
+/// do: jsonwebtoken would also take an RSA private key, or an EC key on another
+/// curve, and then refuse every token as wrongly signed, whereas a wrong file must stop
+/// the server at start.
 fn public_key(path: &Path) -> Result<Key, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
-        return Ok(Key {
-            algorithm: Algorithm::RS256,
-            key,
-        });
-    }
-    if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
-        return Ok(Key {
-            algorithm: Algorithm::ES256,
-            key,
-        });
-    }
-    Err(format!(
-        "{} is not a PEM public key (RSA for RS256, or EC P-256 for ES256)",
-        path.display()
-    ))
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let refuse = |what: &str| {
+        format!(
+            "{} is not a PEM public key of RSA (RS256) or EC P-256 (ES256): {what}",
+            path.display()
+        )
+    };
+    let block = pem::parse(&text).map_err(|e| refuse(&e.to_string()))?;
+    let der = block.contents();
+    let holds = |oid: &[u8]| der.windows(oid.len()).any(|w| w == oid);
+    let (algorithm, key) = match block.tag() {
+        "RSA PUBLIC KEY" => (Algorithm::RS256, DecodingKey::from_rsa_pem(&text)),
+        "PUBLIC KEY" if holds(RSA_OID) => (Algorithm::RS256, DecodingKey::from_rsa_pem(&text)),
+        "PUBLIC KEY" if holds(P256_OID) => (Algorithm::ES256, DecodingKey::from_ec_pem(&text)),
+        "PUBLIC KEY" => return Err(refuse("a key of another kind or curve")),
+        other => return Err(refuse(&format!("a {other}, not a PUBLIC KEY"))),
+    };
+    let key = key.map_err(|e| refuse(&e.to_string()))?;
+    Ok(Key { algorithm, key })
 }
 
 /// Mints an HS256 token with `secret` (`ssehub token`).

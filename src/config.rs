@@ -275,12 +275,17 @@ impl Config {
         crate::tls::server_config(&self.server.tls)?;
         // Features of later SPEC sections are refused rather than silently ignored:
         // a token that is accepted but not enforced would be worse than an error.
-        let not_yet = [
-            ("sse.history_path", !self.sse.history_path.is_empty()),
-            ("cluster.redis_url", !self.cluster.redis_url.is_empty()),
-        ];
-        if let Some((key, _)) = not_yet.iter().find(|(_, set)| *set) {
-            return Err((key, "is not supported by this version yet".into()));
+        if !self.sse.history_path.is_empty() && !self.cluster.redis_url.is_empty() {
+            return Err((
+                "sse.history_path",
+                "cannot be set with cluster.redis_url: in a cluster, history lives in Redis".into(),
+            ));
+        }
+        if !self.cluster.redis_url.is_empty() {
+            return Err((
+                "cluster.redis_url",
+                "is not supported by this version yet".into(),
+            ));
         }
         Patterns::parse(&self.auth.private_topics).map_err(|e| ("auth.private_topics", e))?;
         if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < MIN_SECRET_BYTES {

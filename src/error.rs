@@ -29,6 +29,9 @@ pub enum ApiError {
     /// 413
     #[error("body: larger than max_body_bytes ({limit} bytes)")]
     TooLarge { limit: usize },
+    /// 408: a body that stopped coming.
+    #[error("body: not received within {secs} s")]
+    BodyTimeout { secs: u64 },
     /// 415
     #[error("Content-Type: must be application/json")]
     NotJson,
@@ -94,6 +97,7 @@ impl ResponseError for ApiError {
             Self::Refused { status, .. } => *status,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound | Self::NotFoundNamed { .. } => StatusCode::NOT_FOUND,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,6 +113,11 @@ impl ResponseError for ApiError {
             }
             Self::ShuttingDown => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(1)));
+            }
+            // The rest of the body is not read: the connection cannot carry another
+            // request.
+            Self::TooLarge { .. } | Self::BodyTimeout { .. } => {
+                response.force_close();
             }
             Self::Unauthorized { .. } => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -150,7 +159,7 @@ pub async fn errors_as_json(
 fn foreign(error: &actix_web::Error) -> ApiError {
     let status = error.as_response_error().status_code();
     if status == StatusCode::INTERNAL_SERVER_ERROR {
-        log::error!("a request failed (answered 500): {error}");
+        log::error!("a request failed (answered 500): {error}; see the panic above");
         return ApiError::Internal;
     }
     let reason = match error.as_error::<actix_cors::CorsError>() {

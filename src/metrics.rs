@@ -1,7 +1,8 @@
 //! Prometheus metrics (SPEC §8) through prometheus-client: typed handles, registered
-//! once. Every label value is resolved at start, so updating a metric is one atomic
-//! add, without a lock or an allocation; the hub updates them once per fan-out, not per
-//! delivery. `/stats` reads the same values.
+//! once. Every label value is resolved at start, so updating a counter or a gauge is
+//! one atomic operation, without a lock or an allocation, and the hub updates them once
+//! per fan-out, not per delivery. The histogram takes a short lock, once per publish.
+//! `/stats` reads the same values.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +24,10 @@ const REFUSALS: [(u16, &str); 9] = [
     (400, "400"),
     (401, "401"),
     (403, "403"),
+    (408, "408"),
     (409, "409"),
     (413, "413"),
     (415, "415"),
-    (500, "500"),
     (503, "503"),
     (0, "other"),
 ];

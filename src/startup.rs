@@ -34,7 +34,7 @@ use crate::hub::messages::Shutdown;
 use crate::hub::{self, Hub, Publisher, Settings};
 use crate::metrics::Metrics;
 use crate::routes::{self, broadcast::MaxBody};
-use crate::{cors, error, fatal, request_id, tls};
+use crate::{error, fatal, request_id, tls};
 
 /// Pending connections the kernel may queue for us: a burst of thousands of
 /// reconnecting browsers (after a restart, say) must not overflow into SYN retries,
@@ -79,16 +79,24 @@ impl Stopper {
         // those still queued are skipped by the hub rather than waited for.
         self.publisher.stop();
         self.server.pause().await;
-        // An error means the hub has stopped already: its streams are gone with it. A
-        // hub that does not answer in time must not hold the stop either.
-        let _ = tokio::time::timeout(self.timeout, self.hub.send(Shutdown)).await;
+        // One deadline for the whole stop (SPEC §2). An error means the hub has
+        // stopped already: its streams are gone with it. A hub that does not answer in
+        // time must not hold the stop either.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let hub_by = deadline.checked_sub(SHUTDOWN_GRACE).unwrap_or(deadline);
+        let _ = tokio::time::timeout_at(hub_by, self.hub.send(Shutdown)).await;
         // Streams end and requests in flight are answered within the grace; whatever
         // is still open then (a client not reading its stream's end, an idle
         // keep-alive connection) is closed, so actix's graceful stop has nothing left
         // to wait for.
         actix_web::rt::time::sleep(SHUTDOWN_GRACE).await;
         self.connections.trip_all();
-        self.server.stop(true).await;
+        if tokio::time::timeout_at(deadline, self.server.stop(true))
+            .await
+            .is_err()
+        {
+            self.server.stop(false).await;
+        }
     }
 }
 
@@ -110,6 +118,11 @@ impl Application {
             problem,
         })?;
         let https = tls.is_some();
+        // Before the listener: a store another ssehub holds is refused here, naming it.
+        let store = match config.sse.history_path.as_str() {
+            "" => None,
+            path => Some(hub::Store::open(path.as_ref()).map_err(history_error)?),
+        };
         let listener =
             listen(addr).map_err(|e| bind_error(format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener.local_addr().unwrap_or(addr);
@@ -125,11 +138,18 @@ impl Application {
         fatal::install();
         let hub_thread = Arbiter::new();
         let metrics = Metrics::new();
-        let hub = hub::start(
-            Settings::from_config(config),
-            metrics.clone(),
-            &hub_thread.handle(),
-        );
+        let settings = Settings::from_config(config);
+        let hub = match store {
+            None => hub::start(settings, metrics.clone(), &hub_thread.handle()),
+            Some(store) => hub::start_with_store(
+                settings,
+                metrics.clone(),
+                &hub_thread.handle(),
+                store,
+                Duration::from_millis(config.sse.history_flush_ms),
+            )
+            .map_err(history_error)?,
+        };
 
         let static_dir = config.server.static_dir.clone();
         if !static_dir.is_dir() {
@@ -143,10 +163,10 @@ impl Application {
         let (app_hub, publisher, stats) = (hub.hub.clone(), hub.publisher.clone(), hub.stats);
         let app = move || {
             App::new()
-                // Innermost first: a panic becomes a 500 error, CORS answers preflights
-                // (refusing with an error), and every error gets the JSON shape.
+                // Innermost first: a panic becomes a 500 error, every error (and a CORS
+                // refusal, see `routes::configure`) gets the JSON shape, every answer
+                // its request id, and with TLS its Strict-Transport-Security.
                 .wrap(actix_web_lab::middleware::CatchPanic::default())
-                .wrap(cors::layer(&origins))
                 .wrap(middleware::from_fn(error::errors_as_json))
                 .wrap(middleware::from_fn(request_id::middleware))
                 // Outermost, so every answer carries it (with TLS only).
@@ -157,7 +177,7 @@ impl Application {
                 .app_data(web::Data::new(stats.clone()))
                 .app_data(web::Data::new(metrics.clone()))
                 .app_data(web::Data::new(max_body))
-                .configure(routes::configure)
+                .configure(|cfg| routes::configure(cfg, &origins))
                 .service(
                     Files::new("/", &static_dir)
                         .index_file("index.html")
@@ -252,6 +272,15 @@ impl Application {
         let result = self.server.await;
         self.hub_thread.stop();
         result
+    }
+}
+
+/// A history store that cannot be used: exit 2 naming `sse.history_path` (SPEC §3).
+fn history_error(e: hub::OpenError) -> ConfigError {
+    ConfigError {
+        source_name: String::new(),
+        key: "sse.history_path".into(),
+        problem: e.to_string(),
     }
 }
 

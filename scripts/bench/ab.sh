@@ -6,7 +6,8 @@
 #   e.g. scripts/bench/ab.sh target/release/ssehub after fanout fanout -n 1000 --rate 1000 --duration-secs 2 --publishers 16
 #
 # The server runs with the demo clock off on 127.0.0.1:${AB_PORT:-3991}; the report goes
-# to target/ab/LABEL-CASE.txt and a one-line summary to stdout.
+# to target/ab/LABEL-CASE.txt and a one-line summary to stdout. AB_SSE adds lines to the
+# server's [sse] section, e.g. AB_SSE='history_path = "/tmp/h.redb"'.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bin=$1 label=$2 case=$3
@@ -15,7 +16,7 @@ port="${AB_PORT:-3991}"
 out="$repo/target/ab"
 mkdir -p "$out"
 conf="$out/ssehub.toml"
-printf '[server]\nshutdown_timeout_secs = 5\n[sse]\nmax_clients = 100000\n[demo]\nclock_secs = 0\n' > "$conf"
+printf '[server]\nshutdown_timeout_secs = 5\n[sse]\nmax_clients = 100000\n%s\n[demo]\nclock_secs = 0\n' "${AB_SSE:-}" > "$conf"
 "$bin" --config "$conf" --bind "127.0.0.1:$port" > "$out/$label-$case.log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true' EXIT

@@ -23,8 +23,12 @@ pub struct Entry {
     pub frame: Bytes,
     /// When it was accepted: its age for the TTL.
     pub at: Instant,
-    /// The ledger's reservation of `id`, released when the entry leaves history.
+    /// The ledger's reservation of `id`, released when the entry leaves history (and
+    /// its key in the durable store: reservations rise in publish order).
     pub reservation: u64,
+    /// Whether the server chose `id`: after a restart, the id clock resumes after the
+    /// newest such id.
+    pub server_id: bool,
 }
 
 /// How much history is kept.
@@ -140,6 +144,7 @@ mod tests {
             frame: Bytes::from(vec![b'x'; bytes]),
             at,
             reservation: 0,
+            server_id: false,
         }
     }
 

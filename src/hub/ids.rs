@@ -32,6 +32,23 @@ impl IdClock {
         }
         format!("{:013}-{:06}", self.ms, self.seq).into()
     }
+
+    /// Makes every later id follow `id`, one this clock (or its predecessor before a
+    /// restart) issued; ignores an id not of that form. Ids keep rising across a
+    /// restart even when the clock was stepped back meanwhile.
+    pub fn resume_after(&mut self, id: &str) {
+        let Some((ms, seq)) = id.split_once('-') else {
+            return;
+        };
+        if ms.len() != 13 || seq.len() != 6 {
+            return;
+        }
+        if let (Ok(ms), Ok(seq)) = (ms.parse::<u64>(), seq.parse::<u32>())
+            && (ms, seq) > (self.ms, self.seq)
+        {
+            (self.ms, self.seq) = (ms, seq);
+        }
+    }
 }
 
 fn now_millis() -> u64 {

@@ -113,6 +113,18 @@ impl Ledger {
         })
     }
 
+    /// Called at start for each event loaded from the durable store, oldest first:
+    /// holds its id under its stored reservation (so it is still a conflict), makes
+    /// later reservations follow it, and, for an id the server chose, makes later
+    /// server ids follow it.
+    pub fn restore(&mut self, id: &str, at: Instant, reservation: u64, server_id: bool) {
+        self.held.insert(id.into(), Held { at, reservation });
+        self.next_reservation = self.next_reservation.max(reservation + 1);
+        if server_id {
+            self.ids.resume_after(id);
+        }
+    }
+
     /// Called by the hub for each event that leaves history: frees its id, unless the
     /// id has been accepted again since (past the TTL) under a newer reservation.
     pub fn release(&mut self, id: &str, reservation: u64) {
@@ -226,6 +238,18 @@ mod tests {
             "{} was chosen by a publisher",
             ids[0]
         );
+    }
+
+    #[test]
+    fn restored_ids_conflict_and_what_follows_them_comes_after() {
+        let (mut ledger, now) = (Ledger::default(), Instant::now());
+        ledger.restore("mine", now, 41, false);
+        ledger.restore("9999999999990-000005", now, 42, true);
+        let err = ledger.accept(&one(event(Some("mine"))), KEEP, now);
+        assert!(err.is_err(), "still in the history");
+        let next = ledger.accept(&one(event(None)), KEEP, now).unwrap();
+        assert_eq!(next.first_reservation, 43);
+        assert_eq!(&*next.ids[0], "9999999999990-000006");
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   shared topic index, which publish handlers read and only the registry writes.
 //! - [`stats`]: `/stats`, built from the metrics the hub keeps, off the hub's thread.
 //! - [`subscription`]: the stream a client's response body reads.
+//! - [`store`]: with `history_path`, the history also on disk, written off the hub's
+//!   thread and loaded back at start.
 
 mod client;
 mod clock;
@@ -25,6 +27,7 @@ pub mod messages;
 mod publisher;
 mod registry;
 mod stats;
+mod store;
 mod subscription;
 
 use std::sync::{Arc, RwLock};
@@ -53,6 +56,7 @@ use registry::Registry;
 
 pub use publisher::{Accepted, MAX_PENDING_BYTES, MAX_PENDING_PUBLISHES, Publisher};
 pub use stats::StatsBoard;
+pub use store::{OpenError, Store};
 pub use subscription::Subscription;
 
 /// Messages the hub's mailbox holds before `send` waits: room for a burst of 10,000
@@ -98,9 +102,9 @@ impl Settings {
             max_clients: config.sse.max_clients,
             max_pending_bytes: MAX_PENDING_BYTES,
             demo_clock: secs(config.demo.clock_secs),
-            // Checked by `Config::check`: the patterns parse.
             private_topics: Arc::new(
-                Patterns::parse(&config.auth.private_topics).unwrap_or_default(),
+                Patterns::parse(&config.auth.private_topics)
+                    .expect("Config::check refuses private_topics that do not parse"),
             ),
             time: Clock::System,
         }
@@ -119,6 +123,9 @@ pub struct Hub {
     /// The stream's first bytes, encoded once.
     preamble: Bytes,
     closing: bool,
+    /// With `history_path`: told of every event kept and evicted, which it writes to
+    /// disk on its own thread. Closed (everything written) at shutdown.
+    store: Option<store::Writer>,
 }
 
 /// A started hub, and what the handlers use to reach it.
@@ -130,8 +137,69 @@ pub struct Handles {
 
 /// Starts the hub on `thread`; it keeps `metrics` up to date.
 pub fn start(settings: Settings, metrics: Metrics, thread: &ArbiterHandle) -> Handles {
+    let history = History::new(settings.history);
+    launch(settings, metrics, thread, history, None)
+}
+
+/// Starts the hub with durable history: loads what `store` holds (within the history's
+/// limits now in force), then keeps it up to date, writing every `flush`.
+pub fn start_with_store(
+    settings: Settings,
+    metrics: Metrics,
+    thread: &ArbiterHandle,
+    store: Store,
+    flush: Duration,
+) -> Result<Handles, OpenError> {
+    let records = store.load()?;
+    let shown = store.path().display().to_string();
+    let writer = store
+        .writer(flush)
+        .map_err(|e| OpenError::new(&shown, format!("cannot start its writer: {e}")))?;
+    let mut history = History::new(settings.history);
+    let mut evicted = Vec::new();
+    let stored = records.len();
+    for record in records {
+        let entry = Entry {
+            private: settings.private_topics.select(&record.topics),
+            id: record.id,
+            topics: record.topics,
+            frame: record.frame,
+            at: store::instant_of(record.at_unix_ms),
+            reservation: record.key,
+            server_id: record.server_id,
+        };
+        history.push(entry, |e| evicted.push(e));
+    }
+    history.expire(settings.time.now(), |e| evicted.push(e));
+    // Limits lowered since, or a TTL passed while stopped: the file follows.
+    for entry in &evicted {
+        writer.evict(entry);
+    }
+    log::info!(
+        "history: {} events loaded from {shown} ({} of {stored} past the limits dropped)",
+        history.len(),
+        evicted.len()
+    );
+    Ok(launch(settings, metrics, thread, history, Some(writer)))
+}
+
+fn launch(
+    settings: Settings,
+    metrics: Metrics,
+    thread: &ArbiterHandle,
+    history: History,
+    store: Option<store::Writer>,
+) -> Handles {
     let index = Arc::new(RwLock::new(TopicIndex::default()));
     let intake = Arc::new(Intake::default());
+    metrics.history.set(history.len() as i64);
+    {
+        // unwrap: nobody else has the ledger yet.
+        let mut ledger = intake.ledger.lock().unwrap();
+        for e in history.all() {
+            ledger.restore(&e.id, e.at, e.reservation, e.server_id);
+        }
+    }
     let retention = Retention {
         size: settings.history.events,
         ttl: settings.history.ttl,
@@ -141,7 +209,8 @@ pub fn start(settings: Settings, metrics: Metrics, thread: &ArbiterHandle) -> Ha
     let private_topics = settings.private_topics.clone();
     let hub = Hub {
         preamble: sse::preamble(settings.retry_ms),
-        history: History::new(settings.history),
+        history,
+        store,
         registry: Registry::new(index.clone()),
         fanout: FanOut::default(),
         intake: intake.clone(),
@@ -197,6 +266,9 @@ impl Hub {
     fn remember(&mut self, entries: Vec<Entry>) {
         let mut evicted = Vec::new();
         for entry in entries {
+            if let Some(store) = &self.store {
+                store.keep(&entry);
+            }
             self.history.push(entry, |e| evicted.push(e));
         }
         self.release(evicted);
@@ -213,6 +285,11 @@ impl Hub {
         self.metrics.history.set(self.history.len() as i64);
         if evicted.is_empty() {
             return;
+        }
+        if let Some(store) = &self.store {
+            for entry in &evicted {
+                store.evict(entry);
+            }
         }
         // unwrap: the ledger's users never panic while holding it.
         let mut ledger = self.intake.ledger.lock().unwrap();
@@ -285,7 +362,11 @@ impl Hub {
             }
             Leave::Gone => log::debug!("client {uuid} disconnected"),
         }
-        if why.closes_connection() {
+        // An admin's kick of a client that reads its stream just ends the stream (on
+        // HTTP/2 its connection carries others); one that is not reading would never
+        // see the end, so its connection is closed like a slow client's.
+        let stuck = why == Leave::Admin && client.conn.stalled_for(self.now()).is_some();
+        if why.closes_connection() || stuck {
             client.conn.trip();
         }
     }
@@ -416,6 +497,11 @@ impl Handler<Publish> for Hub {
         // Once the stop has begun, what is still queued is skipped: the stop must not
         // wait for a backlog of fan-outs (nothing new was accepted since).
         if self.closing || self.intake.stopping() {
+            // Accepted all the same: a durable history keeps them, so that a clean stop
+            // loses nothing (keeping costs no fan-out).
+            if self.store.is_some() {
+                self.remember(entries);
+            }
             return;
         }
         self.publish(entries);
@@ -492,6 +578,11 @@ impl Handler<Shutdown> for Hub {
             log::debug!("client {} dropped: shutdown", client.uuid);
         }
         self.metrics.clients.set(0);
+        // Publishes still queued were handled before this (the stop refused new ones
+        // before sending it): everything accepted is written before the file closes.
+        if let Some(store) = self.store.take() {
+            store.close();
+        }
     }
 }
 

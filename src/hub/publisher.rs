@@ -150,6 +150,7 @@ impl Publisher {
             .map(|(((event, id), body), reservation)| Entry {
                 frame: sse::frame(id, &body),
                 id: id.clone(),
+                server_id: event.id.is_none(),
                 private: self.private_topics.select(&event.topics),
                 topics: event.topics,
                 at: now,

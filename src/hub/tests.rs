@@ -294,3 +294,74 @@ async fn a_batch_is_queued_as_the_same_frames_for_every_client_never_copied() {
         }
     }
 }
+
+#[actix_web::test]
+async fn a_durable_hub_writes_what_was_still_queued_at_the_stop_and_loads_it_back() {
+    let dir = std::env::temp_dir().join(format!("ssehub-hub-durable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("stop.redb");
+    let _ = std::fs::remove_file(&path);
+    let flush = Duration::from_millis(10);
+    let open = || Store::open(&path).unwrap();
+    let start_durable = || {
+        start_with_store(
+            settings(),
+            Metrics::new(),
+            &Arbiter::current(),
+            open(),
+            flush,
+        )
+        .unwrap()
+    };
+
+    let handles = start_durable();
+    for i in 0..3 {
+        let body = format!(r#"{{"id":"e{i}","data":"x"}}"#);
+        handles.publisher.publish(publication(&body)).unwrap();
+    }
+    // Queued, not fanned out: the stop skips their fan-out, not their keeping.
+    handles.publisher.stop();
+    handles.hub.send(Shutdown).await.unwrap();
+    assert_eq!(published(&handles), 0);
+
+    let handles = start_durable();
+    let mut replay = subscribe(&handles, &[], Some("e0")).await;
+    let frames = ready_frames(&mut replay);
+    assert_eq!(frames.len(), 3, "the preamble, e1 and e2: {frames:?}");
+    let again = handles
+        .publisher
+        .publish(publication(r#"{"id":"e2","data":"x"}"#));
+    assert!(matches!(again, Err(ApiError::Conflict { .. })), "{again:?}");
+}
+
+#[actix_web::test]
+async fn a_durable_history_past_its_ttl_while_stopped_is_not_loaded() {
+    let dir = std::env::temp_dir().join(format!("ssehub-hub-durable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ttl.redb");
+    let _ = std::fs::remove_file(&path);
+    let flush = Duration::from_millis(10);
+    let entry = |id: &str, age_secs: u64, reservation: u64| Entry {
+        id: id.into(),
+        topics: Box::default(),
+        private: Box::default(),
+        frame: sse::frame(id, b"data: x\n\n"),
+        at: Instant::now() - Duration::from_secs(age_secs),
+        reservation,
+        server_id: false,
+    };
+    let writer = Store::open(&path).unwrap().writer(flush).unwrap();
+    writer.keep(&entry("old", 2 * 3600, 0));
+    writer.keep(&entry("new", 0, 1));
+    writer.close();
+
+    let mut settings = settings();
+    settings.history.ttl = Some(Duration::from_secs(3600));
+    let store = Store::open(&path).unwrap();
+    let handles = start_with_store(settings, Metrics::new(), &Arbiter::current(), store, flush);
+    let handles = handles.unwrap();
+    let mut all = subscribe(&handles, &[], Some("earliest")).await;
+    let frames = ready_frames(&mut all);
+    assert_eq!(frames.len(), 2, "the preamble and \"new\": {frames:?}");
+    assert!(frames[1].starts_with(b"id: new\n"), "{frames:?}");
+}

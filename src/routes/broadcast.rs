@@ -1,5 +1,8 @@
 //! `POST /broadcast`: validate everything, then hand the events to the hub (SPEC §4).
 
+use std::time::Duration;
+
+use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 
@@ -9,6 +12,11 @@ use crate::event;
 use crate::hub::Publisher;
 use crate::metrics::Metrics;
 use crate::request_id;
+
+/// How long a publisher may take to send its body once its head has arrived. actix-http
+/// bounds the head only (5 s): a body that stops coming would hold the connection
+/// forever, so it is cut off the same way.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `publish.max_body_bytes`, shared with the handler as app data.
 #[derive(Debug, Clone, Copy)]
@@ -50,9 +58,19 @@ async fn accept(
     if !is_json {
         return Err(ApiError::NotJson);
     }
-    let body = body
-        .to_bytes_limited(limit)
+    // The length announced says it all: nothing of an oversized body is read.
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let body = actix_web::rt::time::timeout(BODY_TIMEOUT, body.to_bytes_limited(limit))
         .await
+        .map_err(|_| ApiError::BodyTimeout {
+            secs: BODY_TIMEOUT.as_secs(),
+        })?
         .map_err(|_| ApiError::TooLarge { limit })?
         .map_err(|e| ApiError::invalid("body", e.to_string()))?;
     let publication = event::parse_body(&body)?;

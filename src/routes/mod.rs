@@ -7,17 +7,23 @@ pub mod ops;
 
 use actix_web::{HttpResponse, ResponseError, web};
 
+use crate::cors;
 use crate::error::ApiError;
 
 /// Registers every endpoint; static files (`/`) are added after these by `startup`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// CORS (`allowed_origins`) applies to `/events` and `/broadcast` only (SPEC §7): the
+/// admin endpoints answer no other origin, so no page elsewhere can read who is
+/// connected from a browser that can reach the hub.
+pub fn configure(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
     cfg.service(
         web::resource("/events")
+            .wrap(cors::layer(allowed_origins))
             .route(web::get().to(events::subscribe))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/broadcast")
+            .wrap(cors::layer(allowed_origins))
             .route(web::post().to(broadcast::publish))
             .default_service(web::to(method_not_allowed)),
     )

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use ssehub::config::Config;
 
 use crate::cli::{refusal, ssehub, write_config};
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 const TOKEN: &str = "publish-token-for-tests";
 const SECRET: &str = "a-jwt-secret-of-at-least-32-bytes-for-tests";
@@ -287,6 +287,12 @@ fn a_key_file_that_is_not_a_public_key_exits_2_naming_it() {
             .env("SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE", "/nonexistent.pem"),
     );
     assert!(line.contains("cannot read /nonexistent.pem"), "{line}");
+    // A private key is not a public key, though a JWT library would take it.
+    let line = refusal(ssehub().arg("--config").arg(&fine).env(
+        "SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE",
+        fixture("rs256-private.pem"),
+    ));
+    assert!(line.contains("not a PUBLIC KEY"), "{line}");
 }
 
 /// GET `path` with extra headers; answers the status and, for a refusal, its JSON.
@@ -351,6 +357,23 @@ async fn naming_a_private_topic_needs_a_token_that_covers_it_by_header_query_or_
             .0,
         200
     );
+    // Another scheme (a proxy's login) and a stale cookie are not the client's bearer.
+    let basic = ("Authorization", "Basic dXNlcjpwYXNz".to_owned());
+    assert_eq!(
+        subscribe_status(&app, "/events?topic=news", &[basic])
+            .await
+            .0,
+        200
+    );
+    let stale = (COOKIE.as_str(), "ssehub_token=expired.or.junk".to_owned());
+    let with_stale = [stale];
+    assert_eq!(
+        subscribe_status(&app, "/events?topic=news", &with_stale)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(subscribe_status(&app, path, &with_stale).await.0, 401);
     // Patterns are accepted without a token: they just never see private events.
     assert_eq!(
         subscribe_status(&app, "/events?topic=private.*", &[])
@@ -481,10 +504,27 @@ async fn a_refused_preflight_is_answered_in_the_json_shape() {
         body["error"].as_str().unwrap().starts_with("Origin:"),
         "{body}"
     );
+
+    // CORS is for /events and /broadcast: no other origin may read the admin views,
+    // even with allowed_origins = ["*"].
+    let app = spawn_app().await;
+    let from_elsewhere = |path: &str| {
+        app.http
+            .get(app.url(path))
+            .header("Origin", "https://elsewhere.test")
+            .send()
+    };
+    for path in ["/stats", "/clients", "/metrics"] {
+        let answer = from_elsewhere(path).await.unwrap();
+        let allowed = answer.headers().get("access-control-allow-origin");
+        assert!(allowed.is_none(), "{path} answered another origin");
+    }
+    let events = from_elsewhere("/events").await.unwrap();
+    assert_eq!(events.headers()["access-control-allow-origin"], "*");
 }
 
-#[test]
-fn ssehub_token_mints_what_the_server_accepts() {
+#[actix_web::test]
+async fn ssehub_token_mints_what_the_server_accepts() {
     let fine = write_config("token", "");
     let output = ssehub()
         .arg("--config")
@@ -505,6 +545,18 @@ fn ssehub_token_mints_what_the_server_accepts() {
     .expect("signed with the configured secret")
     .claims;
     assert_eq!(claims["publish"], json!(["stocks", "news.*"]));
+    // And the server takes it, for what it covers only.
+    let app = with_auth(|_| {}).await;
+    let minted = bearer(&token);
+    let ok = publish_as(&app, Some(&minted), json!({"topic": "news.x", "data": "1"})).await;
+    assert_eq!(ok.0, 200, "{}", ok.2);
+    let no = publish_as(
+        &app,
+        Some(&minted),
+        json!({"topic": "weather", "data": "1"}),
+    )
+    .await;
+    assert_eq!(no.0, 403, "{}", no.2);
     let exp = claims["exp"].as_u64().unwrap();
     assert!(
         (now() + 590..=now() + 610).contains(&exp),

@@ -138,12 +138,13 @@ fn start_server(config: &std::path::Path) -> (std::process::Child, u16) {
             log.read_line(&mut line).unwrap() > 0,
             "the server exited early"
         );
-        if let Some(rest) = line.split("listening on port ").nth(1) {
-            break rest
-                .split(':')
+        // "ssehub listening: open http://127.0.0.1:PORT/ ..."
+        if let Some(url) = line.split("listening: open ").nth(1) {
+            let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
+            break authority
+                .rsplit(':')
                 .next()
                 .unwrap()
-                .trim()
                 .parse::<u16>()
                 .unwrap();
         }

@@ -151,6 +151,19 @@ impl Subscriber {
     }
 }
 
+/// Sends `request` (a `GET /events`, to any server) and checks it is a 200 event
+/// stream.
+pub async fn open_stream(request: reqwest::RequestBuilder) -> Subscriber {
+    let response = request
+        .send()
+        .await
+        .expect("GET /events reaches the server");
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    Subscriber {
+        events: Box::pin(response.bytes_stream().eventsource()),
+    }
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -180,14 +193,7 @@ impl TestApp {
     }
 
     async fn subscribe_with(&self, request: reqwest::RequestBuilder) -> Subscriber {
-        let response = request
-            .send()
-            .await
-            .expect("GET /events reaches the server");
-        assert_eq!(response.status(), 200, "{:?}", response.text().await);
-        Subscriber {
-            events: Box::pin(response.bytes_stream().eventsource()),
-        }
+        open_stream(request).await
     }
 
     /// Publishes and expects success; answers the JSON reply.
