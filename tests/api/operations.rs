@@ -194,3 +194,41 @@ async fn every_answer_carries_a_request_id_the_callers_own_when_sane() {
         "streams too"
     );
 }
+
+#[actix_web::test]
+async fn refusals_for_credentials_are_counted_by_status() {
+    let app = spawn_app_with(|c| {
+        c.auth.jwt_secret = "a-jwt-secret-of-at-least-32-bytes-for-tests".into();
+    })
+    .await;
+    assert_eq!(app.try_publish(json!({"data": "x"})).await.0, 401);
+    let token = ssehub::auth::mint(
+        "a-jwt-secret-of-at-least-32-bytes-for-tests",
+        std::time::Duration::from_secs(60),
+        ssehub::auth::Claims {
+            publish: vec!["stocks".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let refused = app
+        .http
+        .post(app.url("/broadcast"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"topic": "weather", "data": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let text = metrics(&app).await;
+    assert_eq!(
+        sample(&text, "ssehub_publish_rejected_total{status=\"401\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "ssehub_publish_rejected_total{status=\"403\"}"),
+        1.0
+    );
+    assert_eq!(sample(&text, "ssehub_events_published_total"), 0.0);
+}
