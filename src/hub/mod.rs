@@ -30,6 +30,7 @@ mod stats;
 mod store;
 mod subscription;
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -152,8 +153,9 @@ pub fn start_with_store(
 ) -> Result<Handles, OpenError> {
     let records = store.load()?;
     let shown = store.path().display().to_string();
+    let unwritten = Arc::new(AtomicUsize::new(0));
     let writer = store
-        .writer(flush)
+        .writer(flush, unwritten.clone())
         .map_err(|e| OpenError::new(&shown, format!("cannot start its writer: {e}")))?;
     let mut history = History::new(settings.history);
     let mut evicted = Vec::new();
@@ -180,7 +182,13 @@ pub fn start_with_store(
         history.len(),
         evicted.len()
     );
-    Ok(launch(settings, metrics, thread, history, Some(writer)))
+    Ok(launch(
+        settings,
+        metrics,
+        thread,
+        history,
+        Some((writer, unwritten)),
+    ))
 }
 
 fn launch(
@@ -188,10 +196,15 @@ fn launch(
     metrics: Metrics,
     thread: &ArbiterHandle,
     history: History,
-    store: Option<store::Writer>,
+    store: Option<(store::Writer, Arc<AtomicUsize>)>,
 ) -> Handles {
     let index = Arc::new(RwLock::new(TopicIndex::default()));
-    let intake = Arc::new(Intake::default());
+    let (store, unwritten) = store.unzip();
+    let mut intake = Intake::default();
+    if let Some(unwritten) = unwritten {
+        intake.backlog.unwritten = unwritten;
+    }
+    let intake = Arc::new(intake);
     metrics.history.set(history.len() as i64);
     {
         // unwrap: nobody else has the ledger yet.

@@ -46,6 +46,10 @@ pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 pub struct Backlog {
     publishes: AtomicUsize,
     bytes: AtomicUsize,
+    /// With durable history: bytes of frames the hub has kept and the store's writer
+    /// has not yet written. The hub never waits for the disk, so a disk that falls
+    /// behind is felt here, as a `503`, rather than as memory that grows.
+    pub unwritten: Arc<AtomicUsize>,
 }
 
 impl Backlog {
@@ -59,6 +63,12 @@ impl Backlog {
         {
             return Err(ApiError::Unavailable {
                 reason: "hub: too many publishes waiting to be fanned out",
+                retry_after: 1,
+            });
+        }
+        if self.unwritten.load(Ordering::Relaxed) > max_bytes {
+            return Err(ApiError::Unavailable {
+                reason: "history store: writing to disk is behind",
                 retry_after: 1,
             });
         }

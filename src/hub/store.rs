@@ -2,7 +2,9 @@
 //! a redb file at `history_path`, loaded back at start.
 //!
 //! The hub never waits for the disk. It hands every event it keeps, and every event it
-//! evicts, to a [`Writer`] over an unbounded channel (a send never blocks); the
+//! evicts, to a [`Writer`] over a channel that never blocks (its bytes are counted, and
+//! publishers are refused with `503` while more than the publish backlog's budget waits
+//! for the disk); the
 //! writer's thread groups what arrives over `history_flush_ms` into one transaction,
 //! so a publish costs no fsync of its own and a burst costs one. An event evicted
 //! before its group was written is never written at all, so a history far smaller than
@@ -14,6 +16,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -143,13 +147,16 @@ impl Store {
     }
 
     /// Starts the writer's thread, which owns the store from now on.
-    pub fn writer(self, flush: Duration) -> std::io::Result<Writer> {
+    /// `unwritten` counts the bytes of frames sent to it and not yet written.
+    pub fn writer(self, flush: Duration, unwritten: Arc<AtomicUsize>) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel();
+        let written = unwritten.clone();
         let thread = std::thread::Builder::new()
             .name("ssehub-store".into())
-            .spawn(move || self.run(rx, flush))?;
+            .spawn(move || self.run(rx, flush, &written))?;
         Ok(Writer {
             tx,
+            unwritten,
             thread: Some(thread),
         })
     }
@@ -162,7 +169,7 @@ impl Store {
     /// that waits is woken by every send, which cost the hub's thread a futex call and
     /// this one a context switch per event (measured: most of what durability cost a
     /// publish). Asleep, it is woken only by [`Writer::close`].
-    fn run(self, rx: Receiver<Change>, flush: Duration) {
+    fn run(self, rx: Receiver<Change>, flush: Duration, unwritten: &AtomicUsize) {
         let mut group = Group::default();
         let mut open = true;
         while open && let Ok(first) = rx.recv() {
@@ -185,7 +192,9 @@ impl Store {
                 }
                 std::thread::park_timeout(deadline - now);
             }
+            let bytes = group.bytes;
             self.commit(&mut group);
+            unwritten.fetch_sub(bytes, Ordering::Relaxed);
         }
         log::debug!("history store {} closed", self.path.display());
     }
@@ -242,12 +251,15 @@ enum Change {
 struct Group {
     added: BTreeMap<u64, Record>,
     removed: Vec<u64>,
+    /// Frames' bytes of every `Keep` received, written or cancelled by an `Evict`.
+    bytes: usize,
 }
 
 impl Group {
     fn add(&mut self, change: Change) {
         match change {
             Change::Keep(record) => {
+                self.bytes += record.frame.len();
                 self.added.insert(record.key, record);
             }
             Change::Evict(key) => {
@@ -271,8 +283,10 @@ pub struct Writer {
     /// Unbounded: the hub must not wait for the disk. It holds what is published
     /// while one group is written (a commit, milliseconds); a disk that stops
     /// answering would let it grow with the publish rate, as no bound here could
-    /// refuse a publish already answered.
+    /// refuse a publish already answered: what it holds is counted in `unwritten`,
+    /// which the publishers read, so new publishes are refused instead.
     tx: Sender<Change>,
+    unwritten: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -287,8 +301,13 @@ impl Writer {
             at_unix_ms: unix_ms(entry.at),
             server_id: entry.server_id,
         };
-        // An error means the writer's thread has ended (after a failure it logged).
-        let _ = self.tx.send(Change::Keep(record));
+        // Counted before it is sent, so the writer never subtracts it first. An error
+        // means the writer's thread has ended (after a failure it logged).
+        let bytes = record.frame.len();
+        self.unwritten.fetch_add(bytes, Ordering::Relaxed);
+        if self.tx.send(Change::Keep(record)).is_err() {
+            self.unwritten.fetch_sub(bytes, Ordering::Relaxed);
+        }
     }
 
     /// Left history: deleted with the next group.
@@ -456,9 +475,10 @@ mod tests {
     #[test]
     fn kept_events_survive_a_close_and_evicted_ones_do_not() {
         let path = temp("survive.redb");
+        let unwritten = Arc::new(AtomicUsize::new(0));
         let writer = Store::open(&path)
             .unwrap()
-            .writer(Duration::from_millis(5))
+            .writer(Duration::from_millis(5), unwritten.clone())
             .unwrap();
         for key in 0..10 {
             writer.keep(&entry(key));
@@ -467,6 +487,11 @@ mod tests {
             writer.evict(&entry(key));
         }
         writer.close();
+        assert_eq!(
+            unwritten.load(Ordering::Relaxed),
+            0,
+            "every kept byte was written"
+        );
         let store = Store::open(&path).unwrap();
         let loaded = store.load().unwrap();
         assert_eq!(keys(&loaded), [4, 5, 6, 7, 8, 9]);
@@ -542,7 +567,7 @@ mod tests {
         let path = temp("damaged.redb");
         let writer = Store::open(&path)
             .unwrap()
-            .writer(Duration::from_millis(1))
+            .writer(Duration::from_millis(1), Arc::default())
             .unwrap();
         for key in 0..100 {
             writer.keep(&entry(key));

@@ -350,7 +350,10 @@ async fn a_durable_history_past_its_ttl_while_stopped_is_not_loaded() {
         reservation,
         server_id: false,
     };
-    let writer = Store::open(&path).unwrap().writer(flush).unwrap();
+    let writer = Store::open(&path)
+        .unwrap()
+        .writer(flush, Arc::default())
+        .unwrap();
     writer.keep(&entry("old", 2 * 3600, 0));
     writer.keep(&entry("new", 0, 1));
     writer.close();
@@ -364,4 +367,25 @@ async fn a_durable_history_past_its_ttl_while_stopped_is_not_loaded() {
     let frames = ready_frames(&mut all);
     assert_eq!(frames.len(), 2, "the preamble and \"new\": {frames:?}");
     assert!(frames[1].starts_with(b"id: new\n"), "{frames:?}");
+}
+
+#[actix_web::test]
+async fn publishes_are_refused_while_the_disk_is_behind_rather_than_held_in_memory() {
+    let mut settings = settings();
+    settings.max_pending_bytes = 1000;
+    let handles = start_here(settings);
+    let unwritten = &handles.publisher.intake.backlog.unwritten;
+    unwritten.store(1001, std::sync::atomic::Ordering::Relaxed);
+    let refused = handles.publisher.publish(publication(r#"{"data":"x"}"#));
+    assert!(
+        matches!(refused, Err(ApiError::Unavailable { reason, .. }) if reason.starts_with("history store")),
+        "{refused:?}"
+    );
+    unwritten.store(0, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        handles
+            .publisher
+            .publish(publication(r#"{"data":"x"}"#))
+            .is_ok()
+    );
 }
