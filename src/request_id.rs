@@ -33,6 +33,17 @@ pub fn of(req: &HttpRequest) -> RequestId {
         .unwrap_or(RequestId(HeaderValue::from_static("-")))
 }
 
+/// Logs a refusal at debug, naming the request (SPEC §8: bad input is the client's
+/// business, so not above debug).
+pub fn log_refusal(req: &HttpRequest, what: &str, refusal: &crate::error::ApiError) {
+    use actix_web::ResponseError;
+    log::debug!(
+        "request {}: {what} refused ({}): {refusal}",
+        of(req),
+        refusal.status_code().as_u16()
+    );
+}
+
 /// The outermost middleware, so that every answer carries the id, refusals made by
 /// other layers included.
 pub async fn middleware(

@@ -33,11 +33,7 @@ pub async fn publish(
     let answer = accept(&req, body, &publisher, &auth, max_body.0).await;
     if let Err(refusal) = &answer {
         metrics.rejected(refusal.status_code());
-        log::debug!(
-            "request {}: publish refused ({}): {refusal}",
-            request_id::of(&req),
-            refusal.status_code().as_u16()
-        );
+        request_id::log_refusal(&req, "publish", refusal);
     }
     answer
 }

@@ -2,7 +2,7 @@
 
 use actix::Addr;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::Auth;
 use crate::conn::ConnHandle;
@@ -21,11 +21,7 @@ pub async fn subscribe(
 ) -> Result<HttpResponse, ApiError> {
     let answer = connect(&req, &hub, &auth).await;
     if let Err(refusal) = &answer {
-        log::debug!(
-            "request {}: subscription refused ({}): {refusal}",
-            request_id::of(&req),
-            refusal.status_code().as_u16()
-        );
+        request_id::log_refusal(&req, "subscription", refusal);
     }
     answer
 }

@@ -122,7 +122,7 @@ fn sigterm_ends_every_stream_and_exits_0_within_the_shutdown_timeout() {
 }
 
 /// Starts the binary on a free port; answers it and the port its start-up line names.
-fn start_server(config: &std::path::Path) -> (std::process::Child, u16) {
+pub(crate) fn start_server(config: &std::path::Path) -> (std::process::Child, u16) {
     let mut server = ssehub()
         .arg("--config")
         .arg(config)

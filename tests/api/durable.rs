@@ -1,14 +1,13 @@
 //! Durable history (SPEC §3): the real binary, stopped (SIGTERM) or killed (SIGKILL)
 //! and started again on the same `history_path`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cli::{refusal, ssehub, write_config};
+use crate::cli::{refusal, ssehub, start_server, write_config};
 use crate::helpers::{PATIENCE, Subscriber, http_client, open_stream};
 
 /// Short, so the tests that wait for the disk wait little.
@@ -24,24 +23,8 @@ struct Node {
 impl Node {
     /// Starts the binary with `config` and waits for the line naming its address.
     fn start(config: &Path) -> Node {
-        let mut child = ssehub()
-            .arg("--config")
-            .arg(config)
-            .args(["--bind", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let base = loop {
-            let mut line = String::new();
-            assert!(log.read_line(&mut line).unwrap() > 0, "exited early");
-            if let Some(rest) = line.split("listening: open ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap();
-                break url.trim_end_matches('/').to_owned();
-            }
-        };
-        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        let (child, port) = start_server(config);
+        let base = format!("http://127.0.0.1:{port}");
         Node {
             child,
             base,

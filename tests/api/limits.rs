@@ -3,14 +3,31 @@
 
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{TestApp, spawn_app_with};
 use crate::slow::server_side_closes;
 
 /// An event whose frame is exactly `FRAME_BYTES` long: `id: <20>\n`, `data: <2000>\n`,
 /// and the blank line.
 const FRAME_BYTES: usize = 25 + 2007 + 1;
+
+/// A raw subscriber with a tiny receive buffer that asks for the whole history and then
+/// never reads; answers its socket once the hub has registered it.
+async fn replay_to_a_client_that_reads_nothing(app: &TestApp) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /events?lastEventId=earliest HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    app.wait_for_clients(1).await;
+    stalled
+}
 
 #[actix_web::test]
 async fn history_keeps_only_what_fits_in_history_max_bytes() {
@@ -58,17 +75,7 @@ async fn a_client_that_takes_no_bytes_is_dropped_after_the_stall_timeout_though_
 
     // A client asks for all of it and reads nothing; nothing is published from now on,
     // so its queue stays empty: only the stall timeout can drop it.
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket
-        .connect(([127, 0, 0, 1], app.port).into())
-        .await
-        .unwrap();
-    stalled
-        .write_all(b"GET /events?lastEventId=earliest HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    app.wait_for_clients(1).await;
+    let stalled = replay_to_a_client_that_reads_nothing(&app).await;
 
     let stats = app
         .wait_for_stats("the stalled client dropped", |s| s["dropped_stalled"] == 1)
@@ -94,17 +101,7 @@ async fn a_client_that_stops_reading_with_less_than_a_socket_buffer_waiting_is_d
     for i in 0..100 {
         app.publish(json!({"data": format!("{i} {payload}")})).await;
     }
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket
-        .connect(([127, 0, 0, 1], app.port).into())
-        .await
-        .unwrap();
-    stalled
-        .write_all(b"GET /events?lastEventId=earliest HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    app.wait_for_clients(1).await;
+    let stalled = replay_to_a_client_that_reads_nothing(&app).await;
     let stats = app
         .wait_for_stats("the stalled client dropped", |s| {
             s["dropped_stalled"] == 1 && s["clients"] == 0
