@@ -73,10 +73,6 @@ impl Patterns {
             .map(Self)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn matches(&self, topic: &Topic) -> bool {
         self.0.iter().any(|f| f.matches(topic))
     }

@@ -20,7 +20,8 @@ use super::registry::Registry;
 
 #[derive(Default)]
 pub struct FanOut {
-    /// Counts events fanned out; see `Client::mark`.
+    /// Counts events fanned out: what `Client::matched` (once per event) and
+    /// `Client::mark` (last queued, for heartbeats) record.
     seq: u64,
     /// `seq` when the previous heartbeat round ran.
     seq_at_heartbeat: u64,
