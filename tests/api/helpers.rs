@@ -249,6 +249,17 @@ impl TestApp {
             .await;
     }
 
+    /// After a slow client was dropped: the one subscriber left gets the next event.
+    pub async fn healthy_gets_what_comes_next(&self, healthy: &mut Subscriber) {
+        let reply = self.publish(serde_json::json!({"data": "after"})).await;
+        assert_eq!(reply["receivers"], 1, "only the healthy subscriber is left");
+        let next = healthy.next().await;
+        assert_eq!(
+            (next.id.as_str(), next.data.as_str()),
+            (reply["id"].as_str().unwrap(), "after")
+        );
+    }
+
     pub async fn stop(&self) {
         self.stopper.stop().await;
     }

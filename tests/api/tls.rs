@@ -421,7 +421,7 @@ async fn a_stalled_tls_subscriber_is_dropped_and_disconnected_while_others_get_e
 
     // The server closed the connection itself, while the client still reads nothing.
     server_side_closes(app.port, client_port).await;
-    healthy_gets_what_comes_next(&app, &mut healthy).await;
+    app.healthy_gets_what_comes_next(&mut healthy).await;
     drop(stalled);
 }
 
@@ -452,7 +452,7 @@ async fn a_stalled_http2_connection_is_dropped_with_its_streams_while_others_get
     // Closing one stalled stream's connection closes them all.
     server_side_closes(app.port, client_port).await;
     app.wait_for_clients(1).await;
-    healthy_gets_what_comes_next(&app, &mut healthy).await;
+    app.healthy_gets_what_comes_next(&mut healthy).await;
     drop(streams);
 }
 
@@ -509,16 +509,6 @@ async fn publish_while_healthy_reads(app: &TestApp, healthy: &mut crate::helpers
         assert_eq!(event.id, reply["id"].as_str().unwrap());
         assert!(event.data.starts_with(&format!("{i} ")));
     }
-}
-
-async fn healthy_gets_what_comes_next(app: &TestApp, healthy: &mut crate::helpers::Subscriber) {
-    let reply = app.publish(json!({"data": "after"})).await;
-    assert_eq!(reply["receivers"], 1);
-    let next = healthy.next().await;
-    assert_eq!(
-        (next.id.as_str(), next.data.as_str()),
-        (reply["id"].as_str().unwrap(), "after")
-    );
 }
 
 #[test]
