@@ -273,8 +273,6 @@ impl Config {
         }
         // Both files or neither, each readable and valid PEM, the key the certificate's.
         crate::tls::server_config(&self.server.tls)?;
-        // Features of later SPEC sections are refused rather than silently ignored:
-        // a token that is accepted but not enforced would be worse than an error.
         if !self.sse.history_path.is_empty() && !self.cluster.redis_url.is_empty() {
             return Err((
                 "sse.history_path",
@@ -282,10 +280,11 @@ impl Config {
             ));
         }
         if !self.cluster.redis_url.is_empty() {
-            return Err((
-                "cluster.redis_url",
-                "is not supported by this version yet".into(),
-            ));
+            crate::cluster::check_url(&self.cluster.redis_url)
+                .map_err(|e| ("cluster.redis_url", e))?;
+            if self.cluster.stream_key.is_empty() {
+                return Err(("cluster.stream_key", "must not be empty".into()));
+            }
         }
         Patterns::parse(&self.auth.private_topics).map_err(|e| ("auth.private_topics", e))?;
         if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < MIN_SECRET_BYTES {
@@ -431,7 +430,7 @@ pub fn summary(config: &Config) -> String {
         "bind={} workers={} static_dir={} client_buffer={} heartbeat_secs={} retry_ms={} \
          history_size={} history_ttl_secs={} history_max_bytes={} stall_timeout_secs={} \
          max_clients={} max_body_bytes={} demo.clock_secs={} tls={} auth={} private_topics={:?} \
-         allowed_origins={:?}",
+         allowed_origins={:?} cluster={}",
         config.server.bind,
         config.worker_count(),
         config.server.static_dir.display(),
@@ -454,6 +453,14 @@ pub fn summary(config: &Config) -> String {
         auth_mode(&config.auth),
         config.auth.private_topics,
         config.cors.allowed_origins,
+        match config.cluster.redis_url.is_empty() {
+            true => "off".into(),
+            false => format!(
+                "{} stream_key={}",
+                crate::cluster::shown_url(&config.cluster.redis_url),
+                config.cluster.stream_key
+            ),
+        },
     )
 }
 

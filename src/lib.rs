@@ -13,6 +13,8 @@
 //! - [`shutdown`]: the SIGINT/SIGTERM future.
 //! - [`hub`]: the actor that owns the registry, the topic index and the history, with
 //!   its publish side.
+//! - [`publishing`]: where `POST /broadcast` hands events: the hub, or a cluster's stream.
+//! - [`cluster`]: several nodes as one hub through a Redis Stream.
 //! - [`conn`]: each connection's handle, which the hub trips to close it.
 //! - [`tls`]: HTTPS with HTTP/2 from `[server.tls]`, and the HSTS header.
 //! - [`fatal`]: a panic on the hub's thread ends the process.
@@ -26,6 +28,7 @@
 //! - [`error`]: the one place a refusal becomes a status and a JSON body.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod cors;
@@ -34,6 +37,7 @@ pub mod event;
 pub mod fatal;
 pub mod hub;
 pub mod metrics;
+pub mod publishing;
 pub mod query;
 pub mod request_id;
 pub mod routes;

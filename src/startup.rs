@@ -10,6 +10,8 @@
 //! closes a TLS connection, and every HTTP/2 stream on it, the same way.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use actix::{Addr, Arbiter};
@@ -33,8 +35,9 @@ use crate::conn::{ConnHandle, ConnIo, ConnSet};
 use crate::hub::messages::Shutdown;
 use crate::hub::{self, Hub, Publisher, Settings};
 use crate::metrics::Metrics;
+use crate::publishing::Publishing;
 use crate::routes::{self, broadcast::MaxBody};
-use crate::{error, fatal, request_id, tls};
+use crate::{cluster, error, fatal, request_id, tls};
 
 /// Pending connections the kernel may queue for us: a burst of thousands of
 /// reconnecting browsers (after a restart, say) must not overflow into SYN retries,
@@ -58,6 +61,8 @@ pub struct Application {
     stopper: Stopper,
     /// The hub's thread; stopped when the server has stopped.
     hub_thread: Arbiter,
+    /// In cluster mode, the thread that reads the stream; stopped with the hub's.
+    cluster_thread: Option<Arbiter>,
 }
 
 /// Stops the application in the order SPEC §2 asks: no new connections, no new
@@ -139,7 +144,15 @@ impl Application {
         let hub_thread = Arbiter::new();
         let metrics = Metrics::new();
         let settings = Settings::from_config(config);
+        let clustered = !config.cluster.redis_url.is_empty();
+        let link = Arc::new(AtomicBool::new(false));
         let hub = match store {
+            None if clustered => hub::start_clustered(
+                settings,
+                metrics.clone(),
+                &hub_thread.handle(),
+                link.clone(),
+            ),
             None => hub::start(settings, metrics.clone(), &hub_thread.handle()),
             Some(store) => hub::start_with_store(
                 settings,
@@ -149,6 +162,29 @@ impl Application {
                 Duration::from_millis(config.sse.history_flush_ms),
             )
             .map_err(history_error)?,
+        };
+        let (publishing, stats, cluster_thread) = match clustered {
+            false => (Publishing::Local(hub.publisher.clone()), hub.stats, None),
+            true => {
+                let node = cluster::start(config, hub.hub.clone(), hub.publisher.clone(), link)
+                    .map_err(|e| ConfigError {
+                        source_name: String::new(),
+                        key: "cluster.redis_url".into(),
+                        problem: e.to_string(),
+                    })?;
+                let id = uuid::Uuid::new_v4();
+                log::info!(
+                    "cluster: node {id}, stream {:?} on {}; ready once Redis answers and \
+                     history is loaded",
+                    config.cluster.stream_key,
+                    cluster::shown_url(&config.cluster.redis_url)
+                );
+                (
+                    Publishing::Cluster(node.publisher),
+                    hub.stats.for_node(id),
+                    Some(node.thread),
+                )
+            }
         };
 
         let static_dir = config.server.static_dir.clone();
@@ -160,7 +196,7 @@ impl Application {
         }
         let max_body = MaxBody(config.publish.max_body_bytes);
         let origins = config.cors.allowed_origins.clone();
-        let (app_hub, publisher, stats) = (hub.hub.clone(), hub.publisher.clone(), hub.stats);
+        let app_hub = hub.hub.clone();
         let app = move || {
             App::new()
                 // Innermost first: a panic becomes a 500 error, every error (and a CORS
@@ -173,7 +209,7 @@ impl Application {
                 .wrap(tls::hsts(https))
                 .app_data(web::Data::new(auth.clone()))
                 .app_data(web::Data::new(app_hub.clone()))
-                .app_data(web::Data::new(publisher.clone()))
+                .app_data(web::Data::new(publishing.clone()))
                 .app_data(web::Data::new(stats.clone()))
                 .app_data(web::Data::new(metrics.clone()))
                 .app_data(web::Data::new(max_body))
@@ -257,6 +293,7 @@ impl Application {
             port: local_addr.port(),
             stopper,
             hub_thread,
+            cluster_thread,
         })
     }
 
@@ -270,6 +307,9 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(thread) = self.cluster_thread {
+            thread.stop();
+        }
         self.hub_thread.stop();
         result
     }

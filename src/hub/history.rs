@@ -87,7 +87,8 @@ impl History {
             // unwrap: the bounds above hold for an empty history.
             evicted(self.pop_oldest().unwrap());
         }
-        debug_assert!(!self.positions.contains_key(&entry.id), "{}", entry.id);
+        // An id still held is refused before it gets here, except in a cluster whose
+        // nodes keep different `history_size`s: there the newer entry wins the id.
         let seq = self.first_seq + self.entries.len() as u64;
         self.positions.insert(entry.id.clone(), seq);
         self.bytes += entry.frame.len();
@@ -119,7 +120,10 @@ impl History {
 
     fn pop_oldest(&mut self) -> Option<Entry> {
         let old = self.entries.pop_front()?;
-        self.positions.remove(&old.id);
+        // Unless a newer entry has taken the id since (see `push`).
+        if self.positions.get(&old.id) == Some(&self.first_seq) {
+            self.positions.remove(&old.id);
+        }
         self.first_seq += 1;
         self.bytes -= old.frame.len();
         Some(old)
@@ -234,6 +238,19 @@ mod tests {
         assert_eq!(evicted[0].at, start);
         assert_eq!(history.len(), 1);
         assert_eq!(history.all().next().unwrap().at, start + ttl);
+    }
+
+    #[test]
+    fn an_id_held_twice_names_the_newer_entry_until_it_leaves() {
+        let now = Instant::now();
+        let mut history = History::new(KEEP_3);
+        push_all(&mut history, ["a", "b", "a"].map(|id| entry(id, now, 1)).into());
+        assert_eq!(history.after("a").unwrap().count(), 0, "the newer 'a'");
+        // The older 'a' leaves first; the id still names the newer one.
+        push_all(&mut history, vec![entry("c", now, 1)]);
+        assert_eq!(ids(history.after("a").unwrap()), ["c"]);
+        push_all(&mut history, ["d", "e"].map(|id| entry(id, now, 1)).into());
+        assert!(history.after("a").is_none(), "gone with the newer 'a'");
     }
 
     #[test]

@@ -184,7 +184,7 @@ mod tests {
     fn a_held_id_conflicts_until_released() {
         let (mut ledger, now) = (Ledger::default(), Instant::now());
         let reserved = ledger.accept(&one(event(Some("a"))), KEEP, now).unwrap();
-        assert_eq!(reserved.ids, vec!["a".into()]);
+        assert_eq!(reserved.ids, ["a"].map(Box::from));
         let err = ledger
             .accept(&batch(vec![event(None), event(Some("a"))]), KEEP, now)
             .unwrap_err();

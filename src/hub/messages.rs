@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 
 use actix::Message;
+use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::auth::Sight;
 use crate::conn::ConnHandle;
 use crate::error::ApiError;
-use crate::topic::TopicFilter;
+use crate::topic::{Topic, TopicFilter};
 
 use super::client::ClientId;
 use super::history::Entry;
@@ -70,6 +71,33 @@ pub struct Publish {
     /// Their frames' bytes, counted in the backlog until handled.
     pub bytes: usize,
 }
+
+/// An event read back from the cluster's stream (SPEC §10): its id (the publisher's, or
+/// the stream's) and frame final, encoded once on this node for all its clients.
+#[derive(Debug)]
+pub struct Arrived {
+    pub id: Box<str>,
+    pub topics: Box<[Topic]>,
+    pub frame: Bytes,
+    /// When the stream took it (its stream id's milliseconds): the age a TTL counts,
+    /// the same on every node.
+    pub at_unix_ms: u64,
+    pub server_id: bool,
+}
+
+/// Sent by the cluster's reader, which waits for the answer (so a hub that falls
+/// behind slows the reading of the stream, never a publisher): events the stream
+/// holds, in its order, to fan out and keep.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Relay(pub Vec<Arrived>);
+
+/// Sent once by the cluster's reader, when it first reaches Redis: the stream's
+/// newest events, oldest first, to replay. Until then the node takes no subscriber
+/// (its replay would be wrong) and is not ready.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Load(pub Vec<Arrived>);
 
 /// Sent by `GET /readyz`: whether the hub still accepts clients and events. Answered
 /// by the hub itself, so a hub that no longer handles messages is not ready.

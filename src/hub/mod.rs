@@ -15,6 +15,8 @@
 //! - [`subscription`]: the stream a client's response body reads.
 //! - [`store`]: with `history_path`, the history also on disk, written off the hub's
 //!   thread and loaded back at start.
+//! - In cluster mode (SPEC §10) events reach the hub from the cluster's reader instead
+//!   ([`messages::Relay`]), in the stream's order, with their ids already final.
 
 mod client;
 mod clock;
@@ -30,7 +32,7 @@ mod stats;
 mod store;
 mod subscription;
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -51,7 +53,10 @@ use fanout::FanOut;
 use history::{Entry, History, Limits};
 use index::TopicIndex;
 use ledger::Retention;
-use messages::{ClientInfo, Connect, Disconnect, IsReady, Kick, ListClients, Publish, Shutdown};
+use messages::{
+    Arrived, ClientInfo, Connect, Disconnect, IsReady, Kick, ListClients, Load, Publish, Relay,
+    Shutdown,
+};
 use publisher::Intake;
 use registry::Registry;
 
@@ -127,6 +132,12 @@ pub struct Hub {
     /// With `history_path`: told of every event kept and evicted, which it writes to
     /// disk on its own thread. Closed (everything written) at shutdown.
     store: Option<store::Writer>,
+    /// In cluster mode: whether the reader is connected to Redis (part of being ready).
+    link: Option<Arc<AtomicBool>>,
+    /// Whether history holds what it should: at once in memory or from a file; in
+    /// cluster mode, once the reader has loaded it from the stream. Until then a
+    /// subscriber is refused, as its replay (or its gap) would be wrong.
+    loaded: bool,
 }
 
 /// A started hub, and what the handlers use to reach it.
@@ -139,7 +150,19 @@ pub struct Handles {
 /// Starts the hub on `thread`; it keeps `metrics` up to date.
 pub fn start(settings: Settings, metrics: Metrics, thread: &ArbiterHandle) -> Handles {
     let history = History::new(settings.history);
-    launch(settings, metrics, thread, history, None)
+    launch(settings, metrics, thread, history, None, None)
+}
+
+/// Starts the hub of a cluster node: events come from the cluster's reader, which
+/// loads history first and reports whether it is connected in `link`.
+pub fn start_clustered(
+    settings: Settings,
+    metrics: Metrics,
+    thread: &ArbiterHandle,
+    link: Arc<AtomicBool>,
+) -> Handles {
+    let history = History::new(settings.history);
+    launch(settings, metrics, thread, history, None, Some(link))
 }
 
 /// Starts the hub with durable history: loads what `store` holds (within the history's
@@ -188,6 +211,7 @@ pub fn start_with_store(
         thread,
         history,
         Some((writer, unwritten)),
+        None,
     ))
 }
 
@@ -197,6 +221,7 @@ fn launch(
     thread: &ArbiterHandle,
     history: History,
     store: Option<(store::Writer, Arc<AtomicUsize>)>,
+    link: Option<Arc<AtomicBool>>,
 ) -> Handles {
     let index = Arc::new(RwLock::new(TopicIndex::default()));
     let (store, unwritten) = store.unzip();
@@ -229,6 +254,8 @@ fn launch(
         intake: intake.clone(),
         metrics: metrics.clone(),
         closing: false,
+        loaded: link.is_none(),
+        link,
         settings,
     };
     let hub = Hub::start_in_arbiter(thread, move |_| hub);
@@ -421,6 +448,20 @@ impl Hub {
         self.remove_leaving();
     }
 
+    /// A cluster event as the hub keeps it. Its reservation is never held in the
+    /// ledger (Redis checks ids in a cluster), so releasing it is a no-op.
+    fn entry(&self, arrived: Arrived) -> Entry {
+        Entry {
+            private: self.settings.private_topics.select(&arrived.topics),
+            id: arrived.id,
+            topics: arrived.topics,
+            frame: arrived.frame,
+            at: store::instant_of(arrived.at_unix_ms),
+            reservation: u64::MAX,
+            server_id: arrived.server_id,
+        }
+    }
+
     fn heartbeat(&mut self) {
         let beat = Bytes::from_static(sse::HEARTBEAT);
         self.fanout.heartbeat(&mut self.registry, &beat);
@@ -462,6 +503,12 @@ impl Handler<Connect> for Hub {
     fn handle(&mut self, msg: Connect, ctx: &mut Self::Context) -> Self::Result {
         if self.closing {
             return Err(ApiError::ShuttingDown);
+        }
+        if !self.loaded {
+            return Err(ApiError::Unavailable {
+                reason: "cluster: history not loaded from Redis yet",
+                retry_after: 1,
+            });
         }
         if self.registry.len() >= self.settings.max_clients {
             return Err(ApiError::Unavailable {
@@ -521,6 +568,30 @@ impl Handler<Publish> for Hub {
     }
 }
 
+impl Handler<Relay> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, Relay(events): Relay, _: &mut Self::Context) {
+        if self.closing || self.intake.stopping() || events.is_empty() {
+            return;
+        }
+        let entries = events.into_iter().map(|a| self.entry(a)).collect();
+        self.publish(entries);
+    }
+}
+
+impl Handler<Load> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, Load(events): Load, _: &mut Self::Context) {
+        let entries: Vec<Entry> = events.into_iter().map(|a| self.entry(a)).collect();
+        log::info!("history: {} events loaded from the stream", entries.len());
+        self.remember(entries);
+        self.expire_history();
+        self.loaded = true;
+    }
+}
+
 impl Handler<ListClients> for Hub {
     type Result = MessageResult<ListClients>;
 
@@ -573,7 +644,8 @@ impl Handler<IsReady> for Hub {
     type Result = bool;
 
     fn handle(&mut self, _: IsReady, _: &mut Self::Context) -> bool {
-        !self.closing && !self.intake.stopping()
+        let linked = self.link.as_ref().is_none_or(|l| l.load(Ordering::Relaxed));
+        !self.closing && !self.intake.stopping() && self.loaded && linked
     }
 }
 

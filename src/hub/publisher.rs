@@ -23,8 +23,9 @@ use super::messages::Publish;
 #[derive(Debug)]
 pub struct Accepted {
     pub ids: Vec<Box<str>>,
-    /// Clients the events matched when they were accepted (summed over a batch).
-    pub receivers: u64,
+    /// Clients the events matched when they were accepted (summed over a batch); none
+    /// in a cluster, where nodes fan out what they read back (SPEC §4).
+    pub receivers: Option<u64>,
 }
 
 /// Publishes handed to the hub and not yet fanned out, beyond which a publish is
@@ -129,6 +130,11 @@ impl Publisher {
         self.intake.stop();
     }
 
+    /// Whether the stop has begun: from then on every publish is refused.
+    pub fn stopping(&self) -> bool {
+        self.intake.stopping()
+    }
+
     /// Validated events in, ids and receivers out; the hub fans them out afterwards.
     pub fn publish(&self, publication: Publication) -> Result<Accepted, ApiError> {
         // Work that needs no order happens before the lock: encoding, and counting the
@@ -180,7 +186,7 @@ impl Publisher {
         drop(ledger);
         Ok(Accepted {
             ids: reserved.ids,
-            receivers,
+            receivers: Some(receivers),
         })
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
 use crate::metrics::Metrics;
 
@@ -25,6 +26,8 @@ pub struct StatsBoard {
     started: Instant,
     /// The last answer and when it was built.
     last: Arc<Mutex<Option<(Instant, Bytes)>>>,
+    /// A cluster node's id (SPEC §10); `None` for a single node.
+    node: Option<Uuid>,
 }
 
 impl StatsBoard {
@@ -34,6 +37,15 @@ impl StatsBoard {
             index,
             started: Instant::now(),
             last: Arc::default(),
+            node: None,
+        }
+    }
+
+    /// Names the node in every answer (cluster mode).
+    pub fn for_node(self, node: Uuid) -> Self {
+        Self {
+            node: Some(node),
+            ..self
         }
     }
 
@@ -82,6 +94,9 @@ impl StatsBoard {
         });
         if total > MAX_LISTED_TOPICS {
             stats["topics_total"] = total.into();
+        }
+        if let Some(node) = self.node {
+            stats["node"] = node.to_string().into();
         }
         stats
     }
@@ -135,5 +150,10 @@ mod tests {
         let rebuilt: Value = serde_json::from_slice(&rebuilt).unwrap();
         assert_eq!(rebuilt["published"], 5);
         assert!(rebuilt.get("topics_total").is_none());
+        assert!(rebuilt.get("node").is_none(), "a single node has no id");
+        let node = Uuid::new_v4();
+        let named = StatsBoard::new(metrics, Arc::default()).for_node(node);
+        let named: Value = serde_json::from_slice(&named.answer()).unwrap();
+        assert_eq!(named["node"], node.to_string());
     }
 }

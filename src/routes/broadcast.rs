@@ -9,8 +9,8 @@ use serde_json::json;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::event;
-use crate::hub::Publisher;
 use crate::metrics::Metrics;
+use crate::publishing::Publishing;
 use crate::request_id;
 
 /// How long a publisher may take to send its body once its head has arrived. actix-http
@@ -25,7 +25,7 @@ pub struct MaxBody(pub usize);
 pub async fn publish(
     req: HttpRequest,
     body: web::Payload,
-    publisher: web::Data<Publisher>,
+    publisher: web::Data<Publishing>,
     auth: web::Data<Auth>,
     metrics: web::Data<Metrics>,
     max_body: web::Data<MaxBody>,
@@ -41,7 +41,7 @@ pub async fn publish(
 async fn accept(
     req: &HttpRequest,
     body: web::Payload,
-    publisher: &Publisher,
+    publisher: &Publishing,
     auth: &Auth,
     limit: usize,
 ) -> Result<HttpResponse, ApiError> {
@@ -72,14 +72,17 @@ async fn accept(
     let publication = event::parse_body(&body)?;
     rights.check(&publication)?;
     let batch = publication.batch;
-    // Answered at once: the hub fans out afterwards, so publishers never wait for
-    // subscribers.
-    let accepted = publisher.publish(publication)?;
-    let body = if batch {
-        json!({"success": true, "ids": accepted.ids, "receivers": accepted.receivers})
+    // Answered without waiting for the fan-out (in a cluster, once Redis holds the
+    // events), so publishers never wait for subscribers.
+    let accepted = publisher.publish(publication).await?;
+    let mut body = if batch {
+        json!({"success": true, "ids": accepted.ids})
     } else {
-        json!({"success": true, "id": accepted.ids[0], "receivers": accepted.receivers})
+        json!({"success": true, "id": accepted.ids[0]})
     };
+    if let Some(receivers) = accepted.receivers {
+        body["receivers"] = receivers.into();
+    }
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -110,7 +113,7 @@ mod tests {
         let result = publish(
             req,
             body,
-            web::Data::new(publisher),
+            web::Data::new(Publishing::Local(publisher)),
             web::Data::new(Auth::from_config(&config.auth).unwrap()),
             web::Data::new(Metrics::new()),
             web::Data::new(MaxBody(1024)),

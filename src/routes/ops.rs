@@ -13,12 +13,14 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-/// In memory, ready means the hub answers and is not shutting down.
+/// Ready means the hub answers and is not shutting down; in a cluster, also that Redis
+/// is reachable and history has been loaded from it (SPEC §10).
 pub async fn readyz(hub: web::Data<Addr<Hub>>) -> Result<HttpResponse, ApiError> {
     match hub.send(IsReady).await {
         Ok(true) => Ok(HttpResponse::Ok().content_type("text/plain").body("ready")),
         _ => Err(ApiError::Unavailable {
-            reason: "hub: not accepting work",
+            reason: "hub: not accepting work (stopping; or, in a cluster, Redis unreachable or \
+                     history not loaded yet)",
             retry_after: 1,
         }),
     }
