@@ -1,10 +1,10 @@
 //! Where `POST /broadcast` hands validated events: the node's own hub, or, in cluster
 //! mode, the cluster's stream (from which every node's hub reads them back).
 
+use crate::cluster;
 use crate::error::ApiError;
 use crate::event::Publication;
 use crate::hub::{self, Accepted};
-use crate::cluster;
 
 #[derive(Clone)]
 pub enum Publishing {

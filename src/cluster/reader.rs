@@ -190,7 +190,11 @@ impl Reader {
             let Some(newest) = entries.ids.last().map(|e| e.id.clone()) else {
                 continue;
             };
-            let events = entries.ids.into_iter().filter_map(stream::arrived).collect();
+            let events = entries
+                .ids
+                .into_iter()
+                .filter_map(stream::arrived)
+                .collect();
             self.hub
                 .send(Relay(events))
                 .await

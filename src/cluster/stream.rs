@@ -128,8 +128,11 @@ mod tests {
         let published = event(None, &["a", "b.c"]);
         let (id, topics, body) = fields(&published);
         assert_eq!((id, topics.as_str()), ("", "a\nb.c"));
-        let back = arrived(entry("1700000000123-4", &[("t", topics.as_bytes()), ("b", &body)]))
-            .unwrap();
+        let back = arrived(entry(
+            "1700000000123-4",
+            &[("t", topics.as_bytes()), ("b", &body)],
+        ))
+        .unwrap();
         assert_eq!(&*back.id, "1700000000123-4");
         assert!(back.server_id);
         assert_eq!(back.at_unix_ms, 1_700_000_000_123);

@@ -244,7 +244,10 @@ mod tests {
     fn an_id_held_twice_names_the_newer_entry_until_it_leaves() {
         let now = Instant::now();
         let mut history = History::new(KEEP_3);
-        push_all(&mut history, ["a", "b", "a"].map(|id| entry(id, now, 1)).into());
+        push_all(
+            &mut history,
+            ["a", "b", "a"].map(|id| entry(id, now, 1)).into(),
+        );
         assert_eq!(history.after("a").unwrap().count(), 0, "the newer 'a'");
         // The older 'a' leaves first; the id still names the newer one.
         push_all(&mut history, vec![entry("c", now, 1)]);
