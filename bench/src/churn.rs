@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::task::JoinSet;
 
-use crate::sse_client::{SubTarget, connect_read_close, new_histogram};
+use crate::sse_client::{SubTargets, connect_read_close, new_histogram};
 
 /// Longest one cycle may wait for its response head before it counts as failed.
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,13 +21,14 @@ pub struct Cycles {
     pub elapsed: Duration,
 }
 
-/// Runs `cycles` cycles, `concurrency` at a time, and waits for all of them.
-pub async fn run_cycles(sub: Arc<SubTarget>, cycles: u64, concurrency: usize) -> Cycles {
+/// Runs `cycles` cycles, `concurrency` at a time, and waits for all of them; cycle `i`
+/// goes to `subs.for_index(i)`.
+pub async fn run_cycles(subs: Arc<SubTargets>, cycles: u64, concurrency: usize) -> Cycles {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut set = JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        let (sub, next) = (sub.clone(), next.clone());
+        let (subs, next) = (subs.clone(), next.clone());
         // Each task keeps its own figures; they are merged once at the end.
         set.spawn(async move {
             let mut mine = Cycles {
@@ -42,8 +43,9 @@ pub async fn run_cycles(sub: Arc<SubTarget>, cycles: u64, concurrency: usize) ->
                 if i >= cycles {
                     break;
                 }
+                let sub = subs.for_index(i as usize);
                 let result =
-                    tokio::time::timeout(CYCLE_TIMEOUT, connect_read_close(&sub, i as usize))
+                    tokio::time::timeout(CYCLE_TIMEOUT, connect_read_close(sub, i as usize))
                         .await
                         .unwrap_or_else(|_| {
                             Err(format!("no response head within {CYCLE_TIMEOUT:?}"))

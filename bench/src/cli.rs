@@ -21,8 +21,9 @@ pub enum Command {
     #[command(flatten)]
     Scenario(Scenario),
     /// Summarise a results directory written by scripts/bench/compare.sh: markdown
-    /// tables of ssehub against Nchan with ratios and pass/fail per target, and SVG
-    /// charts of the subscriber sweep. Reads only files; the global options are ignored.
+    /// tables of ssehub against Nchan with ratios and pass/fail per target (plus the
+    /// reference peers' figures, if the directory has them), and SVG charts of the
+    /// subscriber sweep. Reads only files; the global options are ignored.
     Report(ReportArgs),
 }
 
@@ -38,12 +39,20 @@ pub struct ReportArgs {
 /// Options every scenario takes (they may come before or after the scenario name).
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Server flavour: picks the default subscribe path, publish path and publish body.
+    /// Server flavour: picks the default subscribe path, publish path and publish body
+    /// (the reference peers speak ssehub's).
     #[arg(long, value_enum, default_value_t = Target::Ssehub, global = true)]
     pub target: Target,
-    /// Base URL of the server; must be http:// on a 127.0.0.0/8 address or localhost.
+    /// Base URL of the server that is published to (and subscribed to, without
+    /// --sub-url); must be http:// on a 127.0.0.0/8 address or localhost.
     #[arg(long, default_value = "http://127.0.0.1:3000", global = true)]
     pub url: String,
+    /// Base URL of a server to subscribe to (repeatable; same rules as --url): the
+    /// subscribers are spread round-robin over these, e.g. the nodes of a cluster
+    /// (SPEC §10), while every event is still published to --url and its latency
+    /// measured from the publish schedule [default: --url].
+    #[arg(long = "sub-url", value_name = "URL", global = true)]
+    pub sub_urls: Vec<String>,
     /// Subscribe path and query [default: ssehub `/events?topic=bench`, nchan `/sub`].
     #[arg(long, global = true)]
     pub sub_path: Option<String>,
@@ -58,8 +67,10 @@ pub struct Common {
     #[arg(long = "pub-header", global = true)]
     pub pub_headers: Vec<String>,
     /// PID of the server process to sample (CPU, RSS, fds). For Nginx/Nchan: the worker.
-    #[arg(long, global = true)]
-    pub server_pid: Option<u32>,
+    /// Repeatable: the figures are summed, e.g. one PID per node given with --sub-url,
+    /// so memory per connection still divides by all the nodes' connections.
+    #[arg(long = "server-pid", value_name = "PID", global = true)]
+    pub server_pids: Vec<u32>,
     /// Worker threads of the generator's tokio runtime.
     #[arg(long, default_value_t = 1, global = true)]
     pub threads: usize,
@@ -82,10 +93,36 @@ pub struct Common {
     pub connect_timeout_secs: f64,
 }
 
+impl Common {
+    /// The servers subscribers connect to: every `--sub-url`, or `--url` alone.
+    pub fn sub_endpoints(&self) -> Result<Vec<Endpoint>, String> {
+        if self.sub_urls.is_empty() {
+            return Ok(vec![parse_url(&self.url)?]);
+        }
+        self.sub_urls.iter().map(|url| parse_url(url)).collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Target {
     Ssehub,
     Nchan,
+    /// The bare tokio reference peer (`peer-tokio`): ssehub's paths and body.
+    TokioPeer,
+    /// The bare actix-web reference peer (`peer-actix`): ssehub's paths and body.
+    ActixPeer,
+}
+
+impl Target {
+    /// The name reports and `compare.sh` use, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Ssehub => "ssehub",
+            Target::Nchan => "nchan",
+            Target::TokioPeer => "tokio-peer",
+            Target::ActixPeer => "actix-peer",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,7 +244,7 @@ pub struct LoadArgs {
     pub post_timeout_secs: f64,
 }
 
-/// The server's address and the `Host` header value, from `--url`.
+/// A server's address and the `Host` header value, from `--url` or `--sub-url`.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub addr: SocketAddrV4,
@@ -219,18 +256,18 @@ pub struct Endpoint {
 pub fn parse_url(url: &str) -> Result<Endpoint, String> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("--url {url:?}: only http:// URLs are supported"))?;
+        .ok_or_else(|| format!("URL {url:?}: only http:// URLs are supported"))?;
     let authority = rest.trim_end_matches('/');
     if authority.contains('/') {
         return Err(format!(
-            "--url {url:?}: give only scheme, host and port; use --sub-path/--pub-path for paths"
+            "URL {url:?}: give only scheme, host and port; use --sub-path/--pub-path for paths"
         ));
     }
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (
             h,
             p.parse::<u16>()
-                .map_err(|_| format!("--url {url:?}: bad port {p:?}"))?,
+                .map_err(|_| format!("URL {url:?}: bad port {p:?}"))?,
         ),
         None => (authority, 80),
     };
@@ -238,11 +275,11 @@ pub fn parse_url(url: &str) -> Result<Endpoint, String> {
         Ipv4Addr::LOCALHOST
     } else {
         host.parse::<Ipv4Addr>()
-            .map_err(|_| format!("--url {url:?}: host must be an IPv4 loopback address"))?
+            .map_err(|_| format!("URL {url:?}: host must be an IPv4 loopback address"))?
     };
     if !ip.is_loopback() {
         return Err(format!(
-            "--url {url:?}: refusing a non-loopback address (only 127.0.0.0/8 is allowed)"
+            "URL {url:?}: refusing a non-loopback address (only 127.0.0.0/8 is allowed)"
         ));
     }
     Ok(Endpoint {
@@ -280,7 +317,34 @@ mod tests {
             Command::Scenario(Scenario::Fanout { ref subs, .. }) if subs.subscribers == 10
         ));
         assert!(cli.common.json.is_some());
+        assert_eq!(cli.common.sub_endpoints().unwrap().len(), 1);
         let cli = Cli::try_parse_from(["b", "report", "dir", "--svg-dir", "out"]).unwrap();
         assert!(matches!(cli.command, Command::Report(ref r) if r.svg_dir.ends_with("out")));
+    }
+
+    #[test]
+    fn sub_urls_replace_url_for_subscribers_only() {
+        let cli = Cli::try_parse_from([
+            "b",
+            "--url",
+            "http://127.0.0.1:1",
+            "idle",
+            "--sub-url",
+            "http://127.0.0.1:2",
+            "--sub-url",
+            "http://127.0.0.3:3/",
+        ])
+        .unwrap();
+        let ports: Vec<u16> = cli
+            .common
+            .sub_endpoints()
+            .unwrap()
+            .iter()
+            .map(|e| e.addr.port())
+            .collect();
+        assert_eq!(ports, [2, 3]);
+        assert_eq!(parse_url(&cli.common.url).unwrap().addr.port(), 1);
+        let cli = Cli::try_parse_from(["b", "idle", "--sub-url", "http://10.0.0.1:2"]).unwrap();
+        assert!(cli.common.sub_endpoints().is_err());
     }
 }

@@ -59,6 +59,7 @@ impl From<String> for Failure {
 
 fn run(cli: &Cli, scenario: &Scenario) -> Result<(), Failure> {
     let endpoint = cli::parse_url(&cli.common.url)?;
+    let sub_endpoints = cli.common.sub_endpoints()?;
     let limit = procstat::raise_fd_limit().map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))?;
     let needed = sockets_needed(scenario) + FD_RESERVE;
     if needed > limit {
@@ -73,7 +74,7 @@ fn run(cli: &Cli, scenario: &Scenario) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
-    let ctx = scenarios::Ctx::new(&cli.common, endpoint);
+    let ctx = scenarios::Ctx::new(&cli.common, endpoint, &sub_endpoints);
     let limit = Duration::from_secs_f64(cli.common.timeout_secs);
     let outcome = runtime.block_on(async { tokio::time::timeout(limit, ctx.run(scenario)).await });
     // Do not wait for sockets still being torn down (aborted tasks, slow servers).

@@ -71,6 +71,18 @@ pub struct ProcSample {
     pub fds: Option<u64>,
 }
 
+impl ProcSample {
+    /// Several processes' figures added up (the nodes of a cluster); a field is `None`
+    /// when any process did not say.
+    pub fn sum(samples: &[ProcSample]) -> ProcSample {
+        ProcSample {
+            cpu_secs: samples.iter().map(|s| s.cpu_secs).sum(),
+            rss_kib: samples.iter().map(|s| s.rss_kib).sum(),
+            fds: samples.iter().map(|s| s.fds).sum(),
+        }
+    }
+}
+
 fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -110,5 +122,17 @@ mod tests {
         assert!(me.fds.is_some_and(|f| f >= 3));
         let by_pid = Proc::server(std::process::id()).sample();
         assert!(by_pid.rss_kib.is_some());
+        let two = ProcSample::sum(&[
+            by_pid,
+            ProcSample {
+                fds: Some(1),
+                ..by_pid
+            },
+        ]);
+        assert_eq!(two.fds, by_pid.fds.map(|f| f + 1));
+        assert_eq!(
+            ProcSample::sum(&[by_pid, ProcSample::default()]).rss_kib,
+            None
+        );
     }
 }

@@ -13,7 +13,11 @@ use serde_json::Value;
 pub struct Report {
     pub scenario: &'static str,
     pub target: &'static str,
+    /// Where events were published (and subscribers connected, without `sub_urls`).
     pub url: String,
+    /// The servers subscribers were spread over, round-robin (`--sub-url`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sub_urls: Vec<String>,
     pub command: String,
     pub wall_secs: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,7 +149,11 @@ pub struct Stalled {
 
 #[derive(Debug, Default, Serialize)]
 pub struct Server {
+    /// The (first) process sampled.
     pub pid: u32,
+    /// Every process sampled, when there were several: the figures below are their sums.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<u32>,
     /// CPU used during the measured phase (publish + drain, or the connect phase).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_secs: Option<f64>,

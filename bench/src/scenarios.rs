@@ -15,7 +15,9 @@ use crate::cli::{Common, Endpoint, LoadArgs, Scenario, Target};
 use crate::procstat::{Proc, ProcSample};
 use crate::publisher::{PubOutcome, PubRequest, Schedule, publish};
 use crate::report::{self, Percentiles, Report};
-use crate::sse_client::{Probe, SubStats, SubTarget, open_stalled, probe_stalled, subscribe};
+use crate::sse_client::{
+    Probe, SubStats, SubTarget, SubTargets, open_stalled, probe_stalled, subscribe,
+};
 
 /// How often the generator checks whether a phase is complete.
 const POLL: Duration = Duration::from_millis(5);
@@ -35,12 +37,17 @@ const QUIET_STEP: Duration = Duration::from_millis(200);
 /// Everything a scenario needs that does not depend on the scenario.
 pub struct Ctx {
     target: Target,
+    /// Where events are published.
     endpoint: Endpoint,
-    sub: Arc<SubTarget>,
+    /// Where subscribers connect: `--sub-url`s, or the publish endpoint.
+    subs: Arc<SubTargets>,
+    /// The `--sub-url`s given, for the report.
+    sub_urls: Vec<String>,
     pub_path: String,
     pub_body: String,
     pub_headers: Vec<String>,
-    server: Option<(u32, Proc)>,
+    /// The server processes sampled (`--server-pid`); their figures are summed.
+    servers: Vec<(u32, Proc)>,
     connect_concurrency: usize,
     connect_timeout: Duration,
     threads: usize,
@@ -48,9 +55,9 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(common: &Common, endpoint: Endpoint) -> Self {
+    pub fn new(common: &Common, endpoint: Endpoint, sub_endpoints: &[Endpoint]) -> Self {
         let (sub_path, pub_path, pub_body) = match common.target {
-            Target::Ssehub => (
+            Target::Ssehub | Target::TokioPeer | Target::ActixPeer => (
                 "/events?topic=bench",
                 "/broadcast",
                 r#"{"event":"bench","topic":"bench","payload":{payload}}"#,
@@ -60,17 +67,26 @@ impl Ctx {
         let sub_path = common.sub_path.as_deref().unwrap_or(sub_path);
         Ctx {
             target: common.target,
-            sub: Arc::new(SubTarget::new(
-                endpoint.addr,
-                &endpoint.host_header,
-                sub_path,
-                common.delayed_acks,
+            subs: Arc::new(SubTargets::new(
+                sub_endpoints
+                    .iter()
+                    .map(|e| SubTarget::new(e.addr, &e.host_header, sub_path, common.delayed_acks))
+                    .collect(),
             )),
+            sub_urls: sub_endpoints
+                .iter()
+                .filter(|_| !common.sub_urls.is_empty())
+                .map(|e| format!("http://{}", e.host_header))
+                .collect(),
             endpoint,
             pub_path: common.pub_path.clone().unwrap_or_else(|| pub_path.into()),
             pub_body: common.pub_body.clone().unwrap_or_else(|| pub_body.into()),
             pub_headers: common.pub_headers.clone(),
-            server: common.server_pid.map(|pid| (pid, Proc::server(pid))),
+            servers: common
+                .server_pids
+                .iter()
+                .map(|&pid| (pid, Proc::server(pid)))
+                .collect(),
             connect_concurrency: common.connect_concurrency.max(1),
             connect_timeout: Duration::from_secs_f64(common.connect_timeout_secs),
             threads: common.threads,
@@ -135,11 +151,9 @@ impl Ctx {
     fn report(&self, scenario: &'static str) -> Report {
         Report {
             scenario,
-            target: match self.target {
-                Target::Ssehub => "ssehub",
-                Target::Nchan => "nchan",
-            },
+            target: self.target.name(),
             url: format!("http://{}", self.endpoint.host_header),
+            sub_urls: self.sub_urls.clone(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             wall_secs: 0.0,
             subscribers: None,
@@ -149,8 +163,12 @@ impl Ctx {
             connect: None,
             churn: None,
             stalled: None,
-            server: self.server.map(|(pid, _)| report::Server {
+            server: self.servers.first().map(|&(pid, _)| report::Server {
                 pid,
+                pids: match self.servers.len() {
+                    1 => Vec::new(),
+                    _ => self.servers.iter().map(|&(pid, _)| pid).collect(),
+                },
                 ..Default::default()
             }),
             generator: report::Generator {
@@ -165,14 +183,15 @@ impl Ctx {
     /// a run started right after another does not take the tail of the last one's
     /// disconnects as its baseline.
     async fn wait_server_quiet(&self) {
-        let Some((_, server)) = self.server else {
+        if self.servers.is_empty() {
             return;
-        };
+        }
+        let open_fds = || -> Option<u64> { self.servers.iter().map(|(_, p)| p.open_fds()).sum() };
         let deadline = Instant::now() + QUIET_MAX;
-        let mut last = server.open_fds();
+        let mut last = open_fds();
         while Instant::now() < deadline {
             sleep(QUIET_STEP).await;
-            let now = server.open_fds();
+            let now = open_fds();
             if now == last {
                 return;
             }
@@ -180,8 +199,13 @@ impl Ctx {
         }
     }
 
+    /// The servers' figures, summed over every `--server-pid`.
     fn sample_server(&self) -> ProcSample {
-        self.server.map(|(_, p)| p.sample()).unwrap_or_default()
+        if self.servers.is_empty() {
+            return ProcSample::default();
+        }
+        let samples: Vec<ProcSample> = self.servers.iter().map(|(_, p)| p.sample()).collect();
+        ProcSample::sum(&samples)
     }
 
     /// Spawns `n` subscribers (ids from `first_idx`) and waits until each has its
@@ -196,7 +220,7 @@ impl Ctx {
         let mut set = JoinSet::new();
         for idx in first_idx..first_idx + n {
             set.spawn(subscribe(
-                self.sub.clone(),
+                self.subs.for_index(idx).clone(),
                 idx,
                 stats.clone(),
                 gate.clone(),
@@ -248,8 +272,8 @@ impl Ctx {
         });
         let pad = load.pad_bytes.unwrap_or(if stalled > 0 { 4096 } else { 0 });
         let receivers_key = match self.target {
-            Target::Ssehub => "\"receivers\":",
             Target::Nchan => "\"subscribers\":",
+            _ => "\"receivers\":",
         };
         let request = Arc::new(PubRequest::new(
             self.endpoint.addr,
@@ -345,7 +369,7 @@ impl Ctx {
         let gate = Arc::new(Semaphore::new(self.connect_concurrency));
         let mut set = JoinSet::new();
         for idx in first_idx..first_idx + n {
-            let (sub, gate) = (self.sub.clone(), gate.clone());
+            let (sub, gate) = (self.subs.for_index(idx).clone(), gate.clone());
             set.spawn(async move {
                 let _permit = gate.acquire().await;
                 open_stalled(&sub, idx, rcvbuf).await
@@ -462,12 +486,12 @@ impl Ctx {
         let fresh = self.sample_server();
         let settle = Duration::from_secs_f64(args.settle_secs);
         if args.warmup_cycles > 0 {
-            run_cycles(self.sub.clone(), args.warmup_cycles, args.concurrency).await;
+            run_cycles(self.subs.clone(), args.warmup_cycles, args.concurrency).await;
             sleep(settle).await;
         }
         let before = self.sample_server();
         let me_start = Proc::this().cpu_secs();
-        let cycles = run_cycles(self.sub.clone(), args.cycles, args.concurrency).await;
+        let cycles = run_cycles(self.subs.clone(), args.cycles, args.concurrency).await;
         let busy = self.sample_server();
         let me_end = Proc::this().cpu_secs();
         sleep(settle).await;

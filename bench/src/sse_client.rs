@@ -119,6 +119,24 @@ impl SubTarget {
     }
 }
 
+/// The servers of a run's subscribers: subscriber `idx` goes to server `idx mod n`,
+/// so each of n nodes gets an even share (SPEC §10's cluster fan-out).
+#[derive(Debug)]
+pub struct SubTargets(Vec<Arc<SubTarget>>);
+
+impl SubTargets {
+    /// `targets` must not be empty.
+    pub fn new(targets: Vec<SubTarget>) -> Self {
+        assert!(!targets.is_empty(), "at least one subscribe target");
+        SubTargets(targets.into_iter().map(Arc::new).collect())
+    }
+
+    /// Where subscriber `idx` connects.
+    pub fn for_index(&self, idx: usize) -> &Arc<SubTarget> {
+        &self.0[idx % self.0.len()]
+    }
+}
+
 /// Figures shared by all subscribers of a run.
 pub struct SubStats {
     epoch: Instant,

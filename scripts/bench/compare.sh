@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every benchmark scenario against ssehub and against Nginx + Nchan, in one run,
-# each scenario against a freshly started server, and summarises the results.
+# Runs every benchmark scenario against ssehub and against Nginx + Nchan (and, if asked,
+# the two reference peers), in one run, each scenario against a freshly started server,
+# and summarises the results.
 #
 #   scripts/bench/compare.sh [RESULTS_DIR]
 #
@@ -16,9 +17,20 @@
 # Debian's nginx-light + libnginx-mod-nchan. Takes about 7 minutes on 2 cores.
 #
 # Environment: CASES="fanout-1000x20 sweep-1000 ..." runs only those cases;
-# TARGETS="ssehub" runs only ssehub (default "ssehub nchan"; without nchan, Nginx is
-# not needed, as for a before/after of one change); SSEHUB_PORT (default 3990) and
-# NCHAN_PORT (8990) pick the ports on 127.0.0.1.
+# TARGETS picks the servers, each case runs against them in this order:
+#   ssehub      target/release/ssehub, with the config below
+#   nchan       Nginx + Nchan (scripts/bench/run-nchan.sh)
+#   tokio-peer  target/release/peer-tokio: a bare tokio broadcaster, no framework (the
+#               floor of the machine)
+#   actix-peer  target/release/peer-actix: a bare actix-web streaming endpoint (the
+#               floor of the framework ssehub is built on)
+# Default "ssehub nchan": the peers would double a full run's time, and the targets are
+# ssehub against Nchan; add them for a case or two, e.g.
+#   TARGETS="ssehub tokio-peer actix-peer" CASES="idle-5000 connect-10000" compare.sh DIR
+# Without nchan, Nginx is not needed (as for a before/after of one change).
+# SSEHUB_PORT (default 3990), NCHAN_PORT (8990), TOKIO_PEER_PORT (3992) and
+# ACTIX_PEER_PORT (3993) pick the ports on 127.0.0.1; the peers run with their default
+# worker count (cores − 1, at least 1, as ssehub).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,11 +39,15 @@ cd "$repo"
 
 ssehub_bin=target/release/ssehub
 bench_bin=target/release/ssehub-bench
+peer_tokio_bin=target/release/peer-tokio
+peer_actix_bin=target/release/peer-actix
 nchan_sh=scripts/bench/run-nchan.sh
 nginx_bin="${NGINX:-/usr/sbin/nginx}"
 nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
 ssehub_port="${SSEHUB_PORT:-3990}"
 nchan_port="${NCHAN_PORT:-8990}"
+tokio_peer_port="${TOKIO_PEER_PORT:-3992}"
+actix_peer_port="${ACTIX_PEER_PORT:-3993}"
 results="${1:-target/bench-results/$(date +%Y%m%d-%H%M%S)}"
 targets="${TARGETS:-ssehub nchan}"
 
@@ -44,17 +60,38 @@ STOP_WAIT_SECS=15
 
 die() { echo "compare.sh: $*" >&2; exit 2; }
 
+# Every target compare.sh knows, in the order each case runs them.
+all_targets="ssehub nchan tokio-peer actix-peer"
 wants() { case " $targets " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+for target in $targets; do
+    case " $all_targets " in *" $target "*) ;; *) die "unknown target $target in TARGETS (known: $all_targets)" ;; esac
+done
+
+# port_of TARGET: where TARGET listens on 127.0.0.1.
+port_of() {
+    case $1 in
+        ssehub) echo "$ssehub_port" ;;
+        nchan) echo "$nchan_port" ;;
+        tokio-peer) echo "$tokio_peer_port" ;;
+        actix-peer) echo "$actix_peer_port" ;;
+    esac
+}
+
 if wants nchan; then
     [ -x "$nginx_bin" ] || die "$nginx_bin not found: apt-get install nginx-light libnginx-mod-nchan"
     [ -f "$nchan_module" ] || die "$nchan_module not found: apt-get install libnginx-mod-nchan"
 fi
-for bin in "$ssehub_bin" "$bench_bin"; do
+needed=("$bench_bin")
+wants ssehub && needed+=("$ssehub_bin")
+wants tokio-peer && needed+=("$peer_tokio_bin")
+wants actix-peer && needed+=("$peer_actix_bin")
+for bin in "${needed[@]}"; do
     [ -x "$bin" ] || die "$bin not found: cargo build --release -p ssehub -p ssehub-bench"
 done
-for port in "$ssehub_port" "$nchan_port"; do
+for target in $targets; do
+    port=$(port_of "$target")
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        die "port $port on 127.0.0.1 is already in use (set SSEHUB_PORT / NCHAN_PORT)"
+        die "port $port on 127.0.0.1 is already in use (set SSEHUB_PORT / NCHAN_PORT / TOKIO_PEER_PORT / ACTIX_PEER_PORT)"
     fi
 done
 
@@ -79,9 +116,11 @@ max_clients = 100000
 clock_secs = 0
 EOF
 
-# What runs now, for the trap: the generator, an ssehub pid, an Nchan prefix.
+# What runs now, for the trap: the generator, a server started here (ssehub or a
+# peer) and its target name, an Nchan prefix.
 bench_pid=""
-ssehub_pid=""
+server_pid=""
+server_name=""
 nchan_prefix=""
 nchan_pid=""
 
@@ -89,7 +128,7 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     [ -n "$bench_pid" ] && kill -TERM "$bench_pid" 2>/dev/null
-    [ -n "$ssehub_pid" ] && stop_ssehub
+    [ -n "$server_pid" ] && stop_server
     [ -n "$nchan_prefix" ] && stop_nchan
     exit "$status"
 }
@@ -129,19 +168,25 @@ wait_port() {
     return 1
 }
 
-start_ssehub() {
-    local log=$1
-    local cmd=("$ssehub_bin" --config "$ssehub_conf" --bind "127.0.0.1:$ssehub_port")
+# start_server TARGET LOG: ssehub or a peer, on its port, its output to LOG.
+start_server() {
+    local target=$1 log=$2 port cmd
+    port=$(port_of "$target")
+    case $target in
+        ssehub) cmd=("$ssehub_bin" --config "$ssehub_conf" --bind "127.0.0.1:$port") ;;
+        tokio-peer) cmd=("$peer_tokio_bin" --bind "127.0.0.1:$port") ;;
+        actix-peer) cmd=("$peer_actix_bin" --bind "127.0.0.1:$port") ;;
+    esac
     note "${cmd[*]}"
     "${cmd[@]}" > "$log" 2>&1 &
-    ssehub_pid=$!
-    wait_port "$ssehub_port" || { cat "$log" >&2; return 1; }
+    server_pid=$! server_name=$target
+    wait_port "$port" || { cat "$log" >&2; return 1; }
 }
 
 # SIGTERM, then up to STOP_WAIT_SECS for a clean exit, then SIGKILL.
-stop_ssehub() {
-    local pid=$ssehub_pid i status=0
-    ssehub_pid=""
+stop_server() {
+    local pid=$server_pid name=$server_name i status=0
+    server_pid=""
     kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq $((STOP_WAIT_SECS * 10))); do
         kill -0 "$pid" 2>/dev/null || break
@@ -149,10 +194,10 @@ stop_ssehub() {
     done
     if kill -0 "$pid" 2>/dev/null; then
         kill -KILL "$pid" 2>/dev/null || true
-        echo "ssehub (pid $pid) ignored SIGTERM for ${STOP_WAIT_SECS}s: killed" >> "$results/failures.txt"
+        echo "$name (pid $pid) ignored SIGTERM for ${STOP_WAIT_SECS}s: killed" >> "$results/failures.txt"
     fi
     wait "$pid" 2>/dev/null || status=$?
-    [ "$status" = 0 ] || echo "ssehub (pid $pid) exited with status $status" >> "$results/failures.txt"
+    [ "$status" = 0 ] || echo "$name (pid $pid) exited with status $status" >> "$results/failures.txt"
 }
 
 start_nchan() {
@@ -179,12 +224,13 @@ run_case() {
         | tee -a "$results/load.txt"
     note ""
     note "# $case, $target"
-    if [ "$target" = ssehub ]; then
-        start_ssehub "$base.log" || { echo "$case $target: ssehub did not start" >> "$results/failures.txt"; return 0; }
-        pid=$ssehub_pid url="http://127.0.0.1:$ssehub_port"
-    else
+    url="http://127.0.0.1:$(port_of "$target")"
+    if [ "$target" = nchan ]; then
         start_nchan || { echo "$case $target: nchan did not start" >> "$results/failures.txt"; return 0; }
-        pid=$nchan_pid url="http://127.0.0.1:$nchan_port"
+        pid=$nchan_pid
+    else
+        start_server "$target" "$base.log" || { echo "$case $target: $target did not start" >> "$results/failures.txt"; return 0; }
+        pid=$server_pid
     fi
     local cmd=("$bench_bin" --target "$target" --url "$url" --server-pid "$pid"
         --timeout-secs "$BENCH_TIMEOUT" --json "$base.json" "$@")
@@ -196,22 +242,23 @@ run_case() {
     wait "$bench_pid" || status=$?
     bench_pid=""
     [ "$status" = 0 ] || echo "$case $target: ssehub-bench exited with status $status (see $case.$target.txt)" >> "$results/failures.txt"
-    if [ "$target" = ssehub ]; then
-        stop_ssehub
-    else
+    if [ "$target" = nchan ]; then
         cp "$nchan_prefix/logs/error.log" "$base.log" 2>/dev/null || true
         stop_nchan
+    else
+        stop_server
     fi
 }
 
-# case_both CASE SCENARIO-ARGS...: the case against ssehub, then against Nchan.
+# case_both CASE SCENARIO-ARGS...: the case against ssehub, then Nchan (then the peers,
+# if TARGETS has them).
 case_both() {
     local case=$1
     if [ -n "${CASES:-}" ]; then
         case " $CASES " in *" $case "*) ;; *) return 0 ;; esac
     fi
     local target
-    for target in ssehub nchan; do
+    for target in $all_targets; do
         wants "$target" && run_case "$case" "$target" "${@:2}"
     done
     return 0

@@ -389,3 +389,60 @@ async fn publishes_are_refused_while_the_disk_is_behind_rather_than_held_in_memo
             .is_ok()
     );
 }
+
+fn arrived(id: &str, topic: &str) -> Arrived {
+    let topics: Box<[Topic]> = Box::new([Topic::parse(topic).unwrap()]);
+    Arrived {
+        frame: sse::frame(id, b"data: x\n\n"),
+        id: id.into(),
+        topics,
+        at_unix_ms: 0,
+        server_id: true,
+    }
+}
+
+#[actix_web::test]
+async fn a_cluster_node_takes_subscribers_only_once_history_is_loaded_and_is_ready_while_linked() {
+    let link = Arc::new(AtomicBool::new(false));
+    let handles = start_clustered(
+        settings(),
+        Metrics::new(),
+        &Arbiter::current(),
+        link.clone(),
+    );
+    let early = handles.hub.send(connect(&["t"], None)).await.unwrap();
+    assert!(
+        matches!(early, Err(ApiError::Unavailable { .. })),
+        "refused before history is loaded"
+    );
+    assert!(!handles.hub.send(IsReady).await.unwrap());
+    let loaded = vec![arrived("1-0", "t"), arrived("2-0", "t")];
+    handles.hub.send(Load(loaded)).await.unwrap();
+    assert!(!handles.hub.send(IsReady).await.unwrap(), "not linked yet");
+    link.store(true, Ordering::Relaxed);
+    assert!(handles.hub.send(IsReady).await.unwrap());
+
+    // Replay comes from what was loaded; relayed events follow, in the stream's order.
+    let mut resumed = subscribe(&handles, &["t"], Some("1-0")).await;
+    handles
+        .hub
+        .send(Relay(vec![arrived("3-0", "t"), arrived("4-0", "other")]))
+        .await
+        .unwrap();
+    let frames = ready_frames(&mut resumed);
+    let text: Vec<&str> = frames
+        .iter()
+        .map(|f| std::str::from_utf8(f).unwrap())
+        .collect();
+    assert_eq!(
+        text.concat(),
+        "retry: 3000\n\nid: 2-0\ndata: x\n\nid: 3-0\ndata: x\n\n"
+    );
+    assert_eq!(
+        published(&handles),
+        2,
+        "relayed events count, loaded ones do not"
+    );
+    link.store(false, Ordering::Relaxed);
+    assert!(!handles.hub.send(IsReady).await.unwrap(), "Redis lost");
+}

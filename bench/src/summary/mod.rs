@@ -20,6 +20,10 @@ use crate::cli::ReportArgs;
 /// The two servers compared, in column order.
 pub const TARGETS: [&str; 2] = ["ssehub", "nchan"];
 
+/// The reference peers (`compare.sh` TARGETS `tokio-peer`, `actix-peer`) and their
+/// column titles: shown after the ratio when a results directory has them.
+pub const PEERS: [(&str, &str); 2] = [("tokio-peer", "tokio peer"), ("actix-peer", "actix peer")];
+
 /// Case names of the subscriber sweep are this prefix plus the subscriber count.
 pub const SWEEP_PREFIX: &str = "sweep-";
 
@@ -103,6 +107,14 @@ impl Results {
         v.as_f64()
     }
 
+    /// The peers that have a report in any case, in [`PEERS`] order.
+    pub fn peers(&self) -> Vec<(&'static str, &'static str)> {
+        PEERS
+            .into_iter()
+            .filter(|(target, _)| self.cases.values().any(|c| c.contains_key(*target)))
+            .collect()
+    }
+
     /// Subscriber counts of the sweep, ascending.
     pub fn sweep_sizes(&self) -> Vec<u64> {
         let mut sizes: Vec<u64> = self
@@ -174,6 +186,7 @@ mod tests {
         let report = r#"{"scenario":"fanout","deliveries":{"per_sec":5.5}}"#;
         std::fs::write(dir.join("sweep-100.ssehub.json"), report).unwrap();
         std::fs::write(dir.join("sweep-20.nchan.json"), report).unwrap();
+        std::fs::write(dir.join("idle-5000.actix-peer.json"), report).unwrap();
         std::fs::write(dir.join("commands.txt"), "not a report").unwrap();
         let results = Results::load(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -190,5 +203,9 @@ mod tests {
             Some(5.5)
         );
         assert_eq!(results.sweep_sizes(), vec![20, 100]);
+        assert_eq!(results.peers(), vec![("actix-peer", "actix peer")]);
+        let mut tables = String::new();
+        tables::write(&results, &mut tables);
+        assert!(tables.contains("| | ssehub | Nchan | ssehub/Nchan | actix peer |\n"));
     }
 }

@@ -1,4 +1,5 @@
-//! Per-scenario tables: each figure for ssehub and Nchan side by side, with the ratio.
+//! Per-scenario tables: each figure for ssehub and Nchan side by side, with the ratio,
+//! then the reference peers' figures if the results have them.
 
 use std::fmt::Write;
 
@@ -176,28 +177,47 @@ const SECTIONS: &[(&str, &str, &[Row])] = &[
 ];
 
 pub fn write(r: &Results, out: &mut String) {
+    let peers = r.peers();
     for (case, title, rows) in SECTIONS {
         let _ = writeln!(out, "### {title} (`{case}`)\n");
-        out.push_str("| | ssehub | Nchan | ssehub/Nchan |\n|---|---|---|---|\n");
+        out.push_str("| | ssehub | Nchan | ssehub/Nchan |");
+        for (_, title) in &peers {
+            let _ = write!(out, " {title} |");
+        }
+        out.push_str("\n|---|---|---|---|");
+        out.push_str(&"---|".repeat(peers.len()));
+        out.push('\n');
         for Row(label, path, scale) in *rows {
             let s = r.num(case, "ssehub", path).map(|v| v * scale);
             let n = r.num(case, "nchan", path).map(|v| v * scale);
             let x = ratio(s, n).map_or("–".into(), |x| format!("{x:.2}"));
-            let _ = writeln!(out, "| {label} | {} | {} | {x} |", fmt_num(s), fmt_num(n));
+            let _ = write!(out, "| {label} | {} | {} | {x} |", fmt_num(s), fmt_num(n));
+            for (peer, _) in &peers {
+                let v = r.num(case, peer, path).map(|v| v * scale);
+                let _ = write!(out, " {} |", fmt_num(v));
+            }
+            out.push('\n');
         }
         out.push('\n');
     }
     write_sweep(r, out);
 }
 
-/// The sweep behind the charts, one line per subscriber count.
+/// The sweep behind the charts, one line per subscriber count; the peers' deliveries/s
+/// and latency follow, if the results have them.
 fn write_sweep(r: &Results, out: &mut String) {
+    let peers = r.peers();
     out.push_str("### Sweep: 20 events/s for 3 s, by subscriber count (`sweep-N`)\n\n");
     out.push_str(
         "| subscribers | deliveries/s ssehub | Nchan | p50 / p99 ms ssehub | Nchan \
-         | deliveries per CPU-s ssehub | Nchan | lost ssehub | Nchan |\n",
+         | deliveries per CPU-s ssehub | Nchan | lost ssehub | Nchan |",
     );
-    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for (_, title) in &peers {
+        let _ = write!(out, " deliveries/s {title} | p50 / p99 ms {title} |");
+    }
+    out.push_str("\n|---|---|---|---|---|---|---|---|---|");
+    out.push_str(&"---|---|".repeat(peers.len()));
+    out.push('\n');
     for n in r.sweep_sizes() {
         let case = format!("{SWEEP_PREFIX}{n}");
         let get = |t, p| r.num(&case, t, p);
@@ -209,7 +229,7 @@ fn write_sweep(r: &Results, out: &mut String) {
                 fmt_num(ms("latency_us.p99"))
             )
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             fmt_num(Some(n as f64)),
@@ -222,6 +242,15 @@ fn write_sweep(r: &Results, out: &mut String) {
             fmt_num(get("ssehub", "deliveries.lost")),
             fmt_num(get("nchan", "deliveries.lost")),
         );
+        for &(peer, _) in &peers {
+            let _ = write!(
+                out,
+                " {} | {} |",
+                fmt_num(get(peer, "deliveries.per_sec")),
+                lat(peer)
+            );
+        }
+        out.push('\n');
     }
     out.push('\n');
 }
