@@ -163,8 +163,13 @@ impl Application {
             )
             .map_err(history_error)?,
         };
-        let (publishing, stats, cluster_thread) = match clustered {
-            false => (Publishing::Local(hub.publisher.clone()), hub.stats, None),
+        let (publishing, stats, catchup, cluster_thread) = match clustered {
+            false => (
+                Publishing::Local(hub.publisher.clone()),
+                hub.stats,
+                None,
+                None,
+            ),
             true => {
                 let node = cluster::start(config, hub.hub.clone(), hub.publisher.clone(), link)
                     .map_err(|e| ConfigError {
@@ -182,6 +187,7 @@ impl Application {
                 (
                     Publishing::Cluster(node.publisher),
                     hub.stats.for_node(id),
+                    Some(node.catchup),
                     Some(node.thread),
                 )
             }
@@ -210,6 +216,7 @@ impl Application {
                 .app_data(web::Data::new(auth.clone()))
                 .app_data(web::Data::new(app_hub.clone()))
                 .app_data(web::Data::new(publishing.clone()))
+                .app_data(web::Data::new(catchup.clone()))
                 .app_data(web::Data::new(stats.clone()))
                 .app_data(web::Data::new(metrics.clone()))
                 .app_data(web::Data::new(max_body))

@@ -10,7 +10,10 @@
 //! - [`stream`]: how an event is stored in a stream entry, and read back.
 //! - [`reader`]: the loop that loads history at start and follows the stream, through
 //!   outages.
+//! - [`catchup`]: a subscriber resuming from an id this node has not read yet waits
+//!   for it.
 
+mod catchup;
 mod reader;
 mod stream;
 
@@ -26,6 +29,9 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::event::Publication;
 use crate::hub::{self, Accepted, Hub};
+
+pub use catchup::Catchup;
+use catchup::Position;
 
 /// How long a publish may wait for Redis before it is answered `503`.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -86,6 +92,7 @@ impl Keys {
 /// A running cluster node's link to Redis.
 pub struct Node {
     pub publisher: Publisher,
+    pub catchup: Catchup,
     /// The reader's thread; stopped with the server.
     pub thread: actix::Arbiter,
 }
@@ -110,6 +117,7 @@ pub fn start(
         // after a series of retries; the next publish tries again.
         .set_number_of_retries(0);
     let redis = lazy_manager(&thread.handle(), client.clone(), connections)?;
+    let (read_to, read) = tokio::sync::watch::channel(Position::default());
     reader::spawn(
         &thread.handle(),
         reader::Reader {
@@ -120,9 +128,15 @@ pub fn start(
             max_event_bytes: config.publish.max_body_bytes,
             hub,
             link,
+            read_to,
         },
     );
     Ok(Node {
+        catchup: Catchup {
+            read,
+            redis: redis.clone(),
+            owners: keys.owners.as_str().into(),
+        },
         publisher: Publisher {
             redis,
             script: Arc::new(Script::new(include_str!("append.lua"))),

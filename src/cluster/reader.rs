@@ -14,11 +14,12 @@ use actix::{Addr, ArbiterHandle};
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, AsyncConnectionConfig, Client};
+use tokio::sync::watch;
 
 use crate::hub::Hub;
 use crate::hub::messages::{Arrived, Load, Relay};
 
-use super::{CONNECT_TIMEOUT, Keys, stream};
+use super::{CONNECT_TIMEOUT, Keys, Position, stream};
 
 /// How long one `XREAD` waits for new entries before it asks again.
 const BLOCK: Duration = Duration::from_secs(2);
@@ -49,6 +50,8 @@ pub struct Reader {
     pub hub: Addr<Hub>,
     /// Set while connected (after history is loaded); `/readyz` reads it.
     pub link: Arc<AtomicBool>,
+    /// How far the hub has been handed the stream, for [`Catchup`](super::Catchup).
+    pub read_to: watch::Sender<Position>,
 }
 
 /// Why a session with Redis ended.
@@ -167,6 +170,8 @@ impl Reader {
             .send(Load(events))
             .await
             .map_err(|_| Ended::HubGone)?;
+        self.read_to
+            .send_replace(Position::parse(&from).unwrap_or_default());
         Ok(from)
     }
 
@@ -199,6 +204,8 @@ impl Reader {
                 .send(Relay(events))
                 .await
                 .map_err(|_| Ended::HubGone)?;
+            self.read_to
+                .send_replace(Position::parse(&newest).unwrap_or_default());
             *last = newest;
         }
     }

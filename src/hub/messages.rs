@@ -99,6 +99,13 @@ pub struct Relay(pub Vec<Arrived>);
 #[rtype(result = "()")]
 pub struct Load(pub Vec<Arrived>);
 
+/// Sent by a cluster node's subscription with a `Last-Event-ID` of a publisher's own:
+/// whether history holds it (else it may not have been read yet, see
+/// `cluster::Catchup`).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Holds(pub Box<str>);
+
 /// Sent by `GET /readyz`: whether the hub still accepts clients and events. Answered
 /// by the hub itself, so a hub that no longer handles messages is not ready.
 #[derive(Message)]

@@ -54,8 +54,8 @@ use history::{Entry, History, Limits};
 use index::TopicIndex;
 use ledger::Retention;
 use messages::{
-    Arrived, ClientInfo, Connect, Disconnect, IsReady, Kick, ListClients, Load, Publish, Relay,
-    Shutdown,
+    Arrived, ClientInfo, Connect, Disconnect, Holds, IsReady, Kick, ListClients, Load, Publish,
+    Relay, Shutdown,
 };
 use publisher::Intake;
 use registry::Registry;
@@ -589,6 +589,14 @@ impl Handler<Load> for Hub {
         self.remember(entries);
         self.expire_history();
         self.loaded = true;
+    }
+}
+
+impl Handler<Holds> for Hub {
+    type Result = bool;
+
+    fn handle(&mut self, Holds(id): Holds, _: &mut Self::Context) -> bool {
+        self.history.after(&id).is_some()
     }
 }
 

@@ -5,9 +5,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::Auth;
+use crate::cluster::Catchup;
 use crate::conn::ConnHandle;
 use crate::error::ApiError;
-use crate::event::MAX_TOPICS;
+use crate::event::{EARLIEST, MAX_TOPICS};
 use crate::hub::Hub;
 use crate::hub::messages::Connect;
 use crate::query;
@@ -18,8 +19,9 @@ pub async fn subscribe(
     req: HttpRequest,
     hub: web::Data<Addr<Hub>>,
     auth: web::Data<Auth>,
+    catchup: web::Data<Option<Catchup>>,
 ) -> Result<HttpResponse, ApiError> {
-    let answer = connect(&req, &hub, &auth).await;
+    let answer = connect(&req, &hub, &auth, catchup.as_ref().as_ref()).await;
     if let Err(refusal) = &answer {
         request_id::log_refusal(&req, "subscription", refusal);
     }
@@ -30,9 +32,16 @@ async fn connect(
     req: &HttpRequest,
     hub: &Addr<Hub>,
     auth: &Auth,
+    catchup: Option<&Catchup>,
 ) -> Result<HttpResponse, ApiError> {
     let asked = read_request(req)?;
     let sight = auth.check_subscribe(req, asked.token.as_deref(), &asked.filters)?;
+    // In a cluster, an id issued through another node may not have been read here yet.
+    if let (Some(catchup), Some(id)) = (catchup, asked.last_event_id.as_deref())
+        && id != EARLIEST
+    {
+        catchup.wait_for(id, hub).await;
+    }
     let connect = Connect {
         filters: asked.filters,
         last_event_id: asked.last_event_id,

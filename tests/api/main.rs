@@ -3,10 +3,12 @@
 mod browser;
 mod helpers;
 mod proxy;
+mod redis;
 
 mod admin;
 mod auth;
 mod cli;
+mod cluster;
 mod durable;
 mod failures;
 mod hostile;
