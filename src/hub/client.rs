@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::auth::Sight;
 use crate::conn::ConnHandle;
 use crate::topic::{Topic, TopicFilter};
+
+use super::queue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub(super) u64);
@@ -29,7 +30,7 @@ pub struct Client {
     pub since: Instant,
     /// The receiver is this client's response body: dropping this sender ends the
     /// stream, so disconnecting a client is removing its entry, nothing more.
-    pub tx: mpsc::Sender<Item>,
+    pub tx: queue::Sender,
     pub filters: Box<[TopicFilter]>,
     /// What its token lets it see of private topics.
     pub sight: Sight,
@@ -45,7 +46,7 @@ pub struct Client {
 }
 
 /// One item of a client's queue (`client_buffer` counts these). Small (the size of
-/// `Bytes`), since every queue allocates its first block of them up front.
+/// `Bytes`): a queue's slots are this size.
 #[derive(Debug, Clone)]
 pub enum Item {
     /// One event's frame, or a heartbeat: the same bytes for every receiver.

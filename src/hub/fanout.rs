@@ -10,12 +10,12 @@ use std::collections::hash_map::Entry as Slot;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc::error::TrySendError;
 
 use crate::topic::Topic;
 
 use super::client::{Client, ClientId, Item, Leave, Selection};
 use super::history::Entry;
+use super::queue::Refused;
 use super::registry::Registry;
 
 #[derive(Default)]
@@ -161,11 +161,11 @@ fn offer(
             client.mark = seq;
             true
         }
-        Err(TrySendError::Full(_)) => {
+        Err(Refused::Full) => {
             leaving.push((id, Leave::Slow));
             false
         }
-        Err(TrySendError::Closed(_)) => {
+        Err(Refused::Closed) => {
             leaving.push((id, Leave::Gone));
             false
         }

@@ -27,6 +27,7 @@ mod index;
 mod ledger;
 pub mod messages;
 mod publisher;
+mod queue;
 mod registry;
 mod stats;
 mod store;
@@ -38,7 +39,6 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Handler, MessageResult};
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -518,7 +518,7 @@ impl Handler<Connect> for Hub {
         }
         self.expire_history();
         let head = self.replay(&msg.filters, &msg.sight, msg.last_event_id.as_deref());
-        let (tx, rx) = mpsc::channel(self.settings.client_buffer);
+        let (tx, rx) = queue::bounded(self.settings.client_buffer);
         let (uuid, peer) = (msg.uuid, msg.peer);
         let id = self.registry.insert(Client {
             uuid,
@@ -624,7 +624,7 @@ impl Handler<ListClients> for Hub {
                     peer: c.peer.map(|p| p.to_string()),
                     topics: c.filters.iter().map(ToString::to_string).collect(),
                     connected_secs: now.saturating_duration_since(c.since).as_secs(),
-                    queued: c.tx.max_capacity() - c.tx.capacity(),
+                    queued: c.tx.queued(),
                 })
                 .collect(),
         )

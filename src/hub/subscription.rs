@@ -7,11 +7,11 @@ use std::task::{Context, Poll};
 use actix::Addr;
 use bytes::Bytes;
 use futures_core::Stream;
-use tokio::sync::mpsc;
 
 use super::Hub;
 use super::client::{ClientId, Item, Selection};
 use super::messages::Disconnect;
+use super::queue;
 
 /// The preamble and replay first, then whatever the hub queues, until the hub drops
 /// the sender (slow client, shutdown) or the connection goes away.
@@ -22,17 +22,12 @@ pub struct Subscription {
     head: Option<std::vec::IntoIter<Bytes>>,
     /// A batch being written, and the index of its next frame to look at.
     batch: Option<(Arc<Selection>, usize)>,
-    rx: mpsc::Receiver<Item>,
+    rx: queue::Receiver,
     hub: Addr<Hub>,
 }
 
 impl Subscription {
-    pub(super) fn new(
-        id: ClientId,
-        head: Vec<Bytes>,
-        rx: mpsc::Receiver<Item>,
-        hub: Addr<Hub>,
-    ) -> Self {
+    pub(super) fn new(id: ClientId, head: Vec<Bytes>, rx: queue::Receiver, hub: Addr<Hub>) -> Self {
         Self {
             id,
             head: Some(head.into_iter()),
@@ -46,7 +41,7 @@ impl Subscription {
     #[cfg(test)]
     pub(super) fn take_batch(&mut self) -> Arc<Selection> {
         match self.rx.try_recv() {
-            Ok(Item::Batch(selection)) => selection,
+            Some(Item::Batch(selection)) => selection,
             other => panic!("expected a batch, got {other:?}"),
         }
     }
