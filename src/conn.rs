@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::rt::net::{ActixStream, Ready, TcpStream};
 use futures_util::task::AtomicWaker;
-use socket2::SockRef;
+use socket2::{SockRef, Socket};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The kernel send buffer we ask for on each connection (Linux doubles it). Left to
@@ -35,20 +35,26 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// a client 100 ms away, far more than an event stream needs.
 const SEND_BUFFER_BYTES: usize = 128 * 1024;
 
+/// Gives the listening socket the options every connection gets, before it listens:
+/// the bounded send buffer and, as `TCP_USER_TIMEOUT`, the stall timeout (unacknowledged
+/// data older than it makes the kernel abort the connection: a reader that stopped with
+/// less than the send buffer waiting, which no write of ours would ever notice). Linux
+/// gives each accepted connection a copy of its listener's options, so setting them
+/// here rather than on each connection saves two system calls per connect (a test below
+/// pins the inheritance).
+pub fn prepare_listener(socket: &Socket, stall_timeout: Duration) -> io::Result<()> {
+    socket.set_send_buffer_size(SEND_BUFFER_BYTES)?;
+    socket.set_tcp_user_timeout(Some(stall_timeout))
+}
+
 /// Every open connection, so that the stop can close those still open once its grace
 /// is over: idle keep-alive connections above all, which actix's graceful stop would
-/// otherwise wait for until its timeout. Also where connections are accepted, with the
-/// socket options every one gets.
-#[derive(Debug, Clone)]
+/// otherwise wait for until its timeout. Also where connections are accepted.
+#[derive(Debug, Clone, Default)]
 pub struct ConnSet(Arc<SetInner>);
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct SetInner {
-    /// Unacknowledged data older than this makes the kernel abort the connection
-    /// (`TCP_USER_TIMEOUT`): the stall timeout, for bytes the socket took but the
-    /// client never acknowledged (a reader that stopped with less than the send
-    /// buffer waiting, which no write of ours would ever notice).
-    stall_timeout: Duration,
     open: Mutex<OpenSet>,
 }
 
@@ -59,20 +65,9 @@ struct OpenSet {
 }
 
 impl ConnSet {
-    pub fn new(stall_timeout: Duration) -> Self {
-        Self(Arc::new(SetInner {
-            stall_timeout,
-            open: Mutex::default(),
-        }))
-    }
-
-    /// Takes over an accepted connection: bounds its kernel send buffer, sets the
-    /// kernel's own stall timeout, and counts it among the open ones until dropped.
+    /// Takes over an accepted connection (its socket options come from the listener,
+    /// see [`prepare_listener`]) and counts it among the open ones until dropped.
     pub fn accept(&self, stream: TcpStream) -> ConnIo {
-        let socket = SockRef::from(&stream);
-        // Errors leave the kernel's defaults, which are only less frugal.
-        let _ = socket.set_send_buffer_size(SEND_BUFFER_BYTES);
-        let _ = socket.set_tcp_user_timeout(Some(self.0.stall_timeout));
         let handle = ConnHandle::default();
         let key = {
             let mut open = self.lock();
@@ -328,12 +323,19 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A connected pair: (the server side as actix would hold it, the client side).
+    const STALL: Duration = Duration::from_secs(30);
+
     fn pair() -> (ConnIo, std::net::TcpStream) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        prepare_listener(&socket, STALL).unwrap();
+        let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&addr.into()).unwrap();
+        socket.listen(8).unwrap();
+        let listener: std::net::TcpListener = socket.into();
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        let set = ConnSet::new(Duration::from_secs(30));
+        let set = ConnSet::default();
         (set.accept(TcpStream::from_std(server).unwrap()), client)
     }
 
@@ -472,12 +474,13 @@ mod tests {
     }
 
     #[test]
-    fn connections_ask_for_a_bounded_send_buffer() {
+    fn accepted_connections_inherit_the_listeners_send_buffer_and_stall_timeout() {
         actix_web::rt::System::new().block_on(async {
             let (io, _client) = pair();
-            let size = SockRef::from(&io.stream).send_buffer_size().unwrap();
+            let socket = SockRef::from(&io.stream);
             // Linux doubles what was asked for; autotuning would allow up to 4 MiB.
-            assert_eq!(size, 2 * SEND_BUFFER_BYTES);
+            assert_eq!(socket.send_buffer_size().unwrap(), 2 * SEND_BUFFER_BYTES);
+            assert_eq!(socket.tcp_user_timeout().unwrap(), Some(STALL));
         });
     }
 }

@@ -128,8 +128,9 @@ impl Application {
             "" => None,
             path => Some(hub::Store::open(path.as_ref()).map_err(history_error)?),
         };
-        let listener =
-            listen(addr).map_err(|e| bind_error(format!("cannot listen on {addr}: {e}")))?;
+        let stall_timeout = Duration::from_secs(config.sse.stall_timeout_secs);
+        let listener = listen(addr, stall_timeout)
+            .map_err(|e| bind_error(format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener.local_addr().unwrap_or(addr);
 
         let auth = Auth::from_config(&config.auth)?;
@@ -235,7 +236,7 @@ impl Application {
         // The app reads nothing of `AppConfig` (host, scheme, address are taken from
         // each request), so its public default serves, with TLS too.
         let app_service = move || map_config(app().into_factory(), |_| AppConfig::default());
-        let connections = ConnSet::new(Duration::from_secs(config.sse.stall_timeout_secs));
+        let connections = ConnSet::default();
         let accepted = connections.clone();
         let server = Server::build()
             .workers(config.worker_count())
@@ -362,10 +363,12 @@ fn tls_conn_handle(io: &TlsStream<ConnIo>) -> &ConnHandle {
 }
 
 /// A listening socket as std would make it (address reuse, so a restart need not wait
-/// for old connections' TIME_WAIT), with our backlog.
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// for old connections' TIME_WAIT), with our backlog and the options its connections
+/// inherit.
+fn listen(addr: SocketAddr, stall_timeout: Duration) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    crate::conn::prepare_listener(&socket, stall_timeout)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
