@@ -204,6 +204,7 @@ impl Application {
         let max_body = MaxBody(config.publish.max_body_bytes);
         let origins = config.cors.allowed_origins.clone();
         let app_hub = hub.hub.clone();
+        let connector = hub.connector.clone();
         let app = move || {
             App::new()
                 // Innermost first: a panic becomes a 500 error, every error (and a CORS
@@ -217,6 +218,7 @@ impl Application {
                 .app_data(web::Data::new(auth.clone()))
                 .app_data(web::Data::new(app_hub.clone()))
                 .app_data(web::Data::new(publishing.clone()))
+                .app_data(web::Data::new(connector.clone()))
                 .app_data(web::Data::new(catchup.clone()))
                 .app_data(web::Data::new(stats.clone()))
                 .app_data(web::Data::new(metrics.clone()))

@@ -11,7 +11,6 @@ use crate::conn::ConnHandle;
 use crate::error::ApiError;
 use crate::topic::{Topic, TopicFilter};
 
-use super::client::ClientId;
 use super::history::Entry;
 use super::subscription::Subscription;
 
@@ -56,11 +55,6 @@ pub struct ClientInfo {
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct Kick(pub Uuid);
-
-/// Sent when a client's stream is dropped, however it ended.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Disconnect(pub ClientId);
 
 /// Sent by the [`Publisher`](super::Publisher) with `do_send`, nobody waiting for an
 /// answer: events already accepted, given ids and encoded, to fan out and keep.

@@ -25,6 +25,7 @@ mod history;
 mod ids;
 mod index;
 mod ledger;
+mod lobby;
 pub mod messages;
 mod publisher;
 mod queue;
@@ -53,17 +54,22 @@ use fanout::FanOut;
 use history::{Entry, History, Limits};
 use index::TopicIndex;
 use ledger::Retention;
+use lobby::{Arrival, Lobby};
 use messages::{
-    Arrived, ClientInfo, Connect, Disconnect, Holds, IsReady, Kick, ListClients, Load, Publish,
-    Relay, Shutdown,
+    Arrived, ClientInfo, Connect, Holds, IsReady, Kick, ListClients, Load, Publish, Relay, Shutdown,
 };
 use publisher::Intake;
 use registry::Registry;
 
 pub use publisher::{Accepted, MAX_PENDING_BYTES, MAX_PENDING_PUBLISHES, Publisher};
+
+use crate::auth::Sight;
+use crate::conn::ConnHandle;
 pub use stats::StatsBoard;
+use std::net::SocketAddr;
 pub use store::{OpenError, Store};
 pub use subscription::Subscription;
+use uuid::Uuid;
 
 /// Messages the hub's mailbox holds before `send` waits: room for a burst of 10,000
 /// connects (actix's default is 16).
@@ -138,13 +144,59 @@ pub struct Hub {
     /// cluster mode, once the reader has loaded it from the stream. Until then a
     /// subscriber is refused, as its replay (or its gap) would be wrong.
     loaded: bool,
+    /// Clients admitted by their handlers, and streams that ended, for the hub to take
+    /// whenever it runs.
+    lobby: Arc<Lobby>,
 }
 
 /// A started hub, and what the handlers use to reach it.
 pub struct Handles {
     pub hub: Addr<Hub>,
     pub publisher: Publisher,
+    pub connector: Connector,
     pub stats: StatsBoard,
+}
+
+/// `GET /events` without a position: admits the client in the [`Lobby`] and answers at
+/// once, without waiting for the hub's thread. Cheap to clone, one per worker.
+#[derive(Clone)]
+pub struct Connector {
+    lobby: Arc<Lobby>,
+    time: Clock,
+    preamble: Bytes,
+    client_buffer: usize,
+    max_clients: usize,
+}
+
+/// Who is subscribing, as the handler knows it.
+pub struct Joining {
+    pub filters: Vec<TopicFilter>,
+    pub sight: Sight,
+    pub conn: ConnHandle,
+    pub uuid: Uuid,
+    pub peer: Option<SocketAddr>,
+}
+
+impl Connector {
+    /// The client's stream: the preamble and its position (the newest id) first, then
+    /// everything fanned out from the moment it was admitted. Refused as the hub would
+    /// (stopping, not loaded, `max_clients`).
+    pub fn join(&self, joining: Joining) -> Result<Subscription, ApiError> {
+        let (tx, rx) = queue::bounded(self.client_buffer);
+        let (id, head) = self
+            .lobby
+            .join(&self.preamble, self.max_clients, |id| Arrival {
+                id,
+                since: self.time.now(),
+                uuid: joining.uuid,
+                peer: joining.peer,
+                filters: joining.filters,
+                sight: joining.sight,
+                conn: joining.conn,
+                tx,
+            })?;
+        Ok(Subscription::new(id, head, rx, self.lobby.clone()))
+    }
 }
 
 /// Starts the hub on `thread`; it keeps `metrics` up to date.
@@ -245,7 +297,12 @@ fn launch(
     let time = settings.time.clone();
     let max_pending_bytes = settings.max_pending_bytes;
     let private_topics = settings.private_topics.clone();
+    let lobby = Arc::new(Lobby::new(link.is_none()));
+    lobby.set_newest(history.newest_id());
+    let (client_buffer, max_clients) = (settings.client_buffer, settings.max_clients);
+    let preamble = sse::preamble(settings.retry_ms);
     let hub = Hub {
+        lobby: lobby.clone(),
         preamble: sse::preamble(settings.retry_ms),
         history,
         store,
@@ -260,10 +317,18 @@ fn launch(
     };
     let hub = Hub::start_in_arbiter(thread, move |_| hub);
     Handles {
+        connector: Connector {
+            lobby: lobby.clone(),
+            time: time.clone(),
+            preamble,
+            client_buffer,
+            max_clients,
+        },
         publisher: Publisher {
             hub: hub.clone(),
             intake,
             index: index.clone(),
+            lobby: lobby.clone(),
             retention,
             max_pending_bytes,
             private_topics,
@@ -279,10 +344,49 @@ impl Hub {
         self.settings.time.now()
     }
 
+    /// Registers the clients that arrived in the lobby since it last looked and removes
+    /// those whose streams ended; `newest`: the id of an event about to be fanned out,
+    /// the position of clients who join from now on (see [`lobby`]).
+    fn tidy(&mut self, newest: Option<&str>) {
+        let seq = self.fanout.seq();
+        let registry = &mut self.registry;
+        let leavers = self.lobby.take(newest, |arrivals| {
+            for arrival in arrivals {
+                let (uuid, peer) = (arrival.uuid, arrival.peer);
+                registry.insert(
+                    arrival.id,
+                    Client {
+                        uuid,
+                        peer,
+                        since: arrival.since,
+                        tx: arrival.tx,
+                        filters: arrival.filters.into(),
+                        sight: arrival.sight,
+                        matched: seq,
+                        mark: seq,
+                        conn: arrival.conn,
+                    },
+                );
+                log::debug!(
+                    "client {uuid} connected from {}",
+                    peer.map_or("?".into(), |p| p.to_string())
+                );
+            }
+        });
+        for id in leavers {
+            self.remove(id, Leave::Gone);
+        }
+        self.metrics.clients.set(self.registry.len() as i64);
+    }
+
     /// Fans events out (the [`fanout`] step), drops whoever it found not reading, and
     /// keeps the events for replay.
     fn publish(&mut self, entries: Vec<Entry>) {
         self.expire_history();
+        // Kept events (history keeps any) become the position of later joins.
+        let kept = self.settings.history.events > 0;
+        let newest = entries.last().filter(|_| kept).map(|e| e.id.clone());
+        self.tidy(newest.as_deref());
         let delivered = match &entries[..] {
             [event] => self.fanout.event(
                 &mut self.registry,
@@ -300,6 +404,10 @@ impl Hub {
             .observe_fanout(self.now().saturating_duration_since(accepted));
         self.remove_leaving();
         self.remember(entries);
+        // What history actually kept (an event over the byte bound is not).
+        if newest.as_deref() != self.history.newest_id() {
+            self.lobby.set_newest(self.history.newest_id());
+        }
     }
 
     /// Keeps published events for replay, releasing the ids of those evicted.
@@ -318,6 +426,9 @@ impl Hub {
     fn expire_history(&mut self) {
         let mut evicted = Vec::new();
         self.history.expire(self.now(), |e| evicted.push(e));
+        if self.history.len() == 0 && !evicted.is_empty() {
+            self.lobby.set_newest(None);
+        }
         self.release(evicted);
     }
 
@@ -376,6 +487,7 @@ impl Hub {
         let Some(client) = self.registry.remove(id) else {
             return;
         };
+        self.lobby.removed(1);
         self.metrics.clients.set(self.registry.len() as i64);
         let uuid = client.uuid;
         match why {
@@ -440,6 +552,7 @@ impl Hub {
         };
         let frame = sse::encode_body(&event);
         let private = self.settings.private_topics.select(&event.topics);
+        self.tidy(None);
         let delivered = self
             .fanout
             .event(&mut self.registry, &event.topics, &private, &frame);
@@ -463,6 +576,7 @@ impl Hub {
     }
 
     fn heartbeat(&mut self) {
+        self.tidy(None);
         let beat = Bytes::from_static(sse::HEARTBEAT);
         self.fanout.heartbeat(&mut self.registry, &beat);
         self.remove_leaving();
@@ -487,6 +601,7 @@ impl Actor for Hub {
         // round before, so no stream is silent for longer than `heartbeat_secs`.
         ctx.run_interval(self.settings.heartbeat / 2, |hub, _| hub.heartbeat());
         ctx.run_interval(HOUSEKEEPING_EVERY, |hub, _| {
+            hub.tidy(None);
             hub.drop_stalled();
             // Frees expired events' memory even when nothing else reaches the hub.
             hub.expire_history();
@@ -500,52 +615,35 @@ impl Actor for Hub {
 impl Handler<Connect> for Hub {
     type Result = Result<Subscription, ApiError>;
 
-    fn handle(&mut self, msg: Connect, ctx: &mut Self::Context) -> Self::Result {
-        if self.closing {
-            return Err(ApiError::ShuttingDown);
-        }
-        if !self.loaded {
-            return Err(ApiError::Unavailable {
-                reason: "cluster: history not loaded from Redis yet",
-                retry_after: 1,
-            });
-        }
-        if self.registry.len() >= self.settings.max_clients {
-            return Err(ApiError::Unavailable {
-                reason: "too many clients (max_clients reached)",
-                retry_after: RETRY_AFTER_FULL_SECS,
-            });
-        }
+    fn handle(&mut self, msg: Connect, _: &mut Self::Context) -> Self::Result {
+        self.tidy(None);
+        // Refused as in the lobby (stopping, not loaded, max_clients), counted there.
+        let id = self.lobby.admit(self.settings.max_clients)?;
         self.expire_history();
         let head = self.replay(&msg.filters, &msg.sight, msg.last_event_id.as_deref());
         let (tx, rx) = queue::bounded(self.settings.client_buffer);
         let (uuid, peer) = (msg.uuid, msg.peer);
-        let id = self.registry.insert(Client {
-            uuid,
-            peer,
-            since: self.now(),
-            tx,
-            filters: msg.filters.into(),
-            sight: msg.sight,
-            matched: self.fanout.seq(),
-            mark: self.fanout.seq(),
-            conn: msg.conn,
-        });
+        self.registry.insert(
+            id,
+            Client {
+                uuid,
+                peer,
+                since: self.now(),
+                tx,
+                filters: msg.filters.into(),
+                sight: msg.sight,
+                matched: self.fanout.seq(),
+                mark: self.fanout.seq(),
+                conn: msg.conn,
+            },
+        );
         self.metrics.clients.set(self.registry.len() as i64);
         log::debug!(
             "client {uuid} connected from {} ({} now)",
             peer.map_or("?".into(), |p| p.to_string()),
             self.registry.len()
         );
-        Ok(Subscription::new(id, head, rx, ctx.address()))
-    }
-}
-
-impl Handler<Disconnect> for Hub {
-    type Result = ();
-
-    fn handle(&mut self, Disconnect(id): Disconnect, _: &mut Self::Context) {
-        self.remove(id, Leave::Gone);
+        Ok(Subscription::new(id, head, rx, self.lobby.clone()))
     }
 }
 
@@ -589,6 +687,8 @@ impl Handler<Load> for Hub {
         self.remember(entries);
         self.expire_history();
         self.loaded = true;
+        self.lobby.set_newest(self.history.newest_id());
+        self.lobby.open();
     }
 }
 
@@ -608,9 +708,12 @@ impl Handler<ListClients> for Hub {
         ListClients { limit }: ListClients,
         _: &mut Self::Context,
     ) -> Self::Result {
+        self.tidy(None);
         let now = self.now();
-        let mut newest: Vec<&Client> = self.registry.iter().map(|(_, c)| c).collect();
-        let order = |a: &&Client, b: &&Client| b.since.cmp(&a.since);
+        let mut newest: Vec<(&ClientId, &Client)> = self.registry.iter().collect();
+        // Ids rise in admission order: they break ties (clients admitted together).
+        type Listed<'a> = (&'a ClientId, &'a Client);
+        let order = |(a_id, a): &Listed, (b_id, b): &Listed| (b.since, b_id).cmp(&(a.since, a_id));
         if newest.len() > limit && limit > 0 {
             newest.select_nth_unstable_by(limit - 1, order);
         }
@@ -619,7 +722,7 @@ impl Handler<ListClients> for Hub {
         MessageResult(
             newest
                 .into_iter()
-                .map(|c| ClientInfo {
+                .map(|(_, c)| ClientInfo {
                     id: c.uuid,
                     peer: c.peer.map(|p| p.to_string()),
                     topics: c.filters.iter().map(ToString::to_string).collect(),
@@ -635,6 +738,7 @@ impl Handler<Kick> for Hub {
     type Result = bool;
 
     fn handle(&mut self, Kick(uuid): Kick, _: &mut Self::Context) -> bool {
+        self.tidy(None);
         // A scan: an admin's occasional request is not worth an index kept on every
         // connect and disconnect.
         let found = self.registry.iter().find(|(_, c)| c.uuid == uuid);
@@ -652,6 +756,7 @@ impl Handler<IsReady> for Hub {
     type Result = bool;
 
     fn handle(&mut self, _: IsReady, _: &mut Self::Context) -> bool {
+        self.tidy(None);
         let linked = self.link.as_ref().is_none_or(|l| l.load(Ordering::Relaxed));
         !self.closing && !self.intake.stopping() && self.loaded && linked
     }
@@ -663,13 +768,20 @@ impl Handler<Shutdown> for Hub {
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
         self.closing = true;
         self.intake.stop();
+        // Nobody is admitted from now on; those admitted meanwhile are registered, so
+        // that their streams end with everyone else's.
+        self.lobby.close();
+        self.tidy(None);
         // Dropping the senders ends every stream. A client that is not reading never
         // lets its stream finish (its socket never becomes writable): the stop closes
         // every connection still open after its grace (`startup::Stopper`).
+        let mut gone = 0;
         for client in self.registry.drain() {
+            gone += 1;
             self.metrics.dropped.shutdown.inc();
             log::debug!("client {} dropped: shutdown", client.uuid);
         }
+        self.lobby.removed(gone);
         self.metrics.clients.set(0);
         // Publishes still queued were handled before this (the stop refused new ones
         // before sending it): everything accepted is written before the file closes.

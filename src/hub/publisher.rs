@@ -17,6 +17,7 @@ use super::clock::Clock;
 use super::history::Entry;
 use super::index::TopicIndex;
 use super::ledger::{Ledger, Retention};
+use super::lobby::Lobby;
 use super::messages::Publish;
 
 /// What a publisher is told: the events' ids and how many clients they reached.
@@ -117,6 +118,8 @@ pub struct Publisher {
     pub(super) intake: Arc<Intake>,
     /// Read here only to count receivers; the hub alone writes it.
     pub(super) index: Arc<RwLock<TopicIndex>>,
+    /// Clients admitted and not yet registered count as receivers too.
+    pub(super) lobby: Arc<Lobby>,
     pub(super) retention: Retention,
     pub(super) max_pending_bytes: usize,
     pub(super) private_topics: Arc<Patterns>,
@@ -138,7 +141,8 @@ impl Publisher {
     /// Validated events in, ids and receivers out; the hub fans them out afterwards.
     pub fn publish(&self, publication: Publication) -> Result<Accepted, ApiError> {
         // Work that needs no order happens before the lock: encoding, and counting the
-        // receivers (a count at acceptance, not a promise of delivery). The index is
+        // receivers (a count at acceptance, not a promise of delivery: the clients
+        // registered, and those admitted whom the hub has yet to register). The index is
         // read one event at a time, so a batch never holds the hub's writes back.
         let bodies: Vec<Bytes> = publication.events.iter().map(sse::encode_body).collect();
         let receivers = publication
@@ -146,7 +150,8 @@ impl Publisher {
             .iter()
             .map(|e| {
                 // unwrap: the hub never panics while holding the index.
-                self.index.read().unwrap().count(&e.topics) as u64
+                let registered = || self.index.read().unwrap().count(&e.topics);
+                self.lobby.receivers(&e.topics, registered) as u64
             })
             .sum();
 

@@ -17,7 +17,6 @@ use super::index::TopicIndex;
 pub struct Registry {
     clients: HashMap<ClientId, Client>,
     index: Arc<RwLock<TopicIndex>>,
-    next_id: u64,
 }
 
 impl Registry {
@@ -25,7 +24,6 @@ impl Registry {
         Self {
             clients: HashMap::new(),
             index,
-            next_id: 0,
         }
     }
 
@@ -33,13 +31,10 @@ impl Registry {
         self.clients.len()
     }
 
-    /// Registers a client; answers its new id.
-    pub fn insert(&mut self, client: Client) -> ClientId {
-        let id = ClientId(self.next_id);
-        self.next_id += 1;
+    /// Registers a client under `id` (given by the lobby, never reused).
+    pub fn insert(&mut self, id: ClientId, client: Client) {
         self.index_mut().add(id, &client.filters);
         self.clients.insert(id, client);
-        id
     }
 
     pub fn remove(&mut self, id: ClientId) -> Option<Client> {

@@ -4,13 +4,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use actix::Addr;
 use bytes::Bytes;
 use futures_core::Stream;
 
-use super::Hub;
 use super::client::{ClientId, Item, Selection};
-use super::messages::Disconnect;
+use super::lobby::Lobby;
 use super::queue;
 
 /// The preamble and replay first, then whatever the hub queues, until the hub drops
@@ -23,17 +21,22 @@ pub struct Subscription {
     /// A batch being written, and the index of its next frame to look at.
     batch: Option<(Arc<Selection>, usize)>,
     rx: queue::Receiver,
-    hub: Addr<Hub>,
+    lobby: Arc<Lobby>,
 }
 
 impl Subscription {
-    pub(super) fn new(id: ClientId, head: Vec<Bytes>, rx: queue::Receiver, hub: Addr<Hub>) -> Self {
+    pub(super) fn new(
+        id: ClientId,
+        head: Vec<Bytes>,
+        rx: queue::Receiver,
+        lobby: Arc<Lobby>,
+    ) -> Self {
         Self {
             id,
             head: Some(head.into_iter()),
             batch: None,
             rx,
-            hub,
+            lobby,
         }
     }
 
@@ -88,12 +91,11 @@ impl Stream for Subscription {
     }
 }
 
-/// The registry forgets a client as soon as its stream is dropped (connection closed,
-/// or an answer that never reached its handler), not at the next failed send, so the
-/// client count follows disconnects within one message to the hub.
+/// The registry forgets a client once its stream is dropped (connection closed, or an
+/// answer that never reached its handler), not at the next failed send: the hub takes
+/// the departure the next time it runs, before any fan-out, within a second at most.
 impl Drop for Subscription {
     fn drop(&mut self) {
-        // do_send queues even when the mailbox is full, so it cannot block here.
-        self.hub.do_send(Disconnect(self.id));
+        self.lobby.leave(self.id);
     }
 }

@@ -446,3 +446,99 @@ async fn a_cluster_node_takes_subscribers_only_once_history_is_loaded_and_is_rea
     link.store(false, Ordering::Relaxed);
     assert!(!handles.hub.send(IsReady).await.unwrap(), "Redis lost");
 }
+
+fn joining(topics: &[&str]) -> Joining {
+    Joining {
+        filters: topics
+            .iter()
+            .map(|t| TopicFilter::parse(t).unwrap())
+            .collect(),
+        sight: Arc::default(),
+        conn: ConnHandle::default(),
+        uuid: uuid::Uuid::new_v4(),
+        peer: None,
+    }
+}
+
+fn text(frames: &[Bytes]) -> String {
+    frames
+        .iter()
+        .map(|f| std::str::from_utf8(f).unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_client_joining_without_the_hub_misses_nothing_and_gets_nothing_twice() {
+    let handles = start_here(settings());
+    let first = handles
+        .publisher
+        .publish(publication(r#"{"data":"first","topic":"t"}"#))
+        .unwrap();
+    settle(&handles).await;
+    // Joined while a publish waits in the hub's mailbox: its position is the event
+    // before, and the waiting one reaches it.
+    let second = handles
+        .publisher
+        .publish(publication(r#"{"data":"second","topic":"t"}"#))
+        .unwrap();
+    let mut early = handles.connector.join(joining(&["t"])).unwrap();
+    settle(&handles).await;
+    // Joined once that publish was fanned out: its position is that event's.
+    let mut late = handles.connector.join(joining(&["t"])).unwrap();
+    settle(&handles).await;
+    let (first, second) = (&first.ids[0], &second.ids[0]);
+    assert_eq!(
+        text(&ready_frames(&mut early)),
+        format!("retry: 3000\n\nid: {first}\n\nid: {second}\ndata: second\n\n")
+    );
+    assert_eq!(
+        text(&ready_frames(&mut late)),
+        format!("retry: 3000\n\nid: {second}\n\n")
+    );
+    assert_eq!(handles.stats.metrics().clients.get(), 2);
+}
+
+#[actix_web::test]
+async fn max_clients_counts_both_ways_in_and_a_departure_frees_its_place() {
+    let handles = start_here(Settings {
+        max_clients: 2,
+        ..settings()
+    });
+    let joined = handles.connector.join(joining(&[])).unwrap();
+    let _resumed = subscribe(&handles, &[], Some("earliest")).await;
+    let full = handles.connector.join(joining(&[]));
+    assert!(
+        matches!(full, Err(ApiError::Unavailable { .. })),
+        "the third is refused"
+    );
+    let full = handles
+        .hub
+        .send(connect(&[], Some("earliest")))
+        .await
+        .unwrap();
+    assert!(matches!(full, Err(ApiError::Unavailable { .. })));
+    drop(joined);
+    settle(&handles).await;
+    assert_eq!(handles.stats.metrics().clients.get(), 1);
+    assert!(
+        handles.connector.join(joining(&[])).is_ok(),
+        "its place is free"
+    );
+}
+
+#[actix_web::test]
+async fn a_client_admitted_just_before_the_stop_sees_its_stream_end_and_none_after() {
+    let handles = start_here(settings());
+    let mut admitted = handles.connector.join(joining(&[])).unwrap();
+    handles.hub.send(Shutdown).await.unwrap();
+    let frames: Vec<Bytes> = futures_executor::block_on_stream(&mut admitted)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(text(&frames), "retry: 3000\n\n", "then the end");
+    let refused = handles.connector.join(joining(&[]));
+    assert!(
+        matches!(refused, Err(ApiError::ShuttingDown)),
+        "{:?}",
+        refused.err()
+    );
+}

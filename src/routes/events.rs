@@ -9,8 +9,8 @@ use crate::cluster::Catchup;
 use crate::conn::ConnHandle;
 use crate::error::ApiError;
 use crate::event::{EARLIEST, MAX_TOPICS};
-use crate::hub::Hub;
 use crate::hub::messages::Connect;
+use crate::hub::{Connector, Hub, Joining};
 use crate::query;
 use crate::request_id;
 use crate::topic::TopicFilter;
@@ -18,10 +18,11 @@ use crate::topic::TopicFilter;
 pub async fn subscribe(
     req: HttpRequest,
     hub: web::Data<Addr<Hub>>,
+    connector: web::Data<Connector>,
     auth: web::Data<Auth>,
     catchup: web::Data<Option<Catchup>>,
 ) -> Result<HttpResponse, ApiError> {
-    let answer = connect(&req, &hub, &auth, catchup.as_ref().as_ref()).await;
+    let answer = connect(&req, &hub, &connector, &auth, catchup.as_ref().as_ref()).await;
     if let Err(refusal) = &answer {
         request_id::log_refusal(&req, "subscription", refusal);
     }
@@ -31,6 +32,7 @@ pub async fn subscribe(
 async fn connect(
     req: &HttpRequest,
     hub: &Addr<Hub>,
+    connector: &Connector,
     auth: &Auth,
     catchup: Option<&Catchup>,
 ) -> Result<HttpResponse, ApiError> {
@@ -42,22 +44,37 @@ async fn connect(
     {
         catchup.wait_for(id, hub).await;
     }
-    let connect = Connect {
+    let uuid = uuid::Uuid::new_v4();
+    log::debug!("request {}: client {uuid} subscribes", request_id::of(req));
+    let joining = Joining {
         filters: asked.filters,
-        last_event_id: asked.last_event_id,
         sight,
         conn: conn_of(req).clone(),
-        uuid: uuid::Uuid::new_v4(),
+        uuid,
         peer: req.peer_addr(),
     };
-    log::debug!(
-        "request {}: client {} subscribes",
-        request_id::of(req),
-        connect.uuid
-    );
-    let subscription = match hub.send(connect).await {
-        Ok(Ok(subscription)) => subscription,
-        Ok(Err(refused)) if refused != ApiError::ShuttingDown => return Err(refused),
+    let subscription = match asked.last_event_id {
+        // Without a position, admitted at once: no round trip through the hub.
+        None => connector.join(joining).map_err(Some),
+        // A replay is the hub's to make, with the registration, in one step.
+        Some(last_event_id) => {
+            let connect = Connect {
+                filters: joining.filters,
+                last_event_id: Some(last_event_id),
+                sight: joining.sight,
+                conn: joining.conn,
+                uuid,
+                peer: joining.peer,
+            };
+            match hub.send(connect).await {
+                Ok(answer) => answer.map_err(Some),
+                Err(_) => Err(None),
+            }
+        }
+    };
+    let subscription = match subscription {
+        Ok(subscription) => subscription,
+        Err(Some(refused)) if refused != ApiError::ShuttingDown => return Err(refused),
         // A stopping node closes the connection rather than answer 503: EventSource
         // gives up for good on any answer but 200, whereas a connection that fails is
         // retried (by then to another node, if there is one). A browser reusing a
