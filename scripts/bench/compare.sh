@@ -270,6 +270,9 @@ note "# compare.sh run, $(date -u +%Y-%m-%dT%H:%M:%SZ), in $repo"
 case_both fanout-1000x20 fanout -n 1000 --rate 20 --duration-secs 5
 case_both fanout-1000x1000 fanout -n 1000 --rate 1000 --duration-secs 2 --publishers 16
 case_both broadcast-19000 fanout -n 19000 --rate 1 --events 3 --publishers 1
+# Past one core's worth of fan-out, and many subscribers at a moderate pace.
+case_both fanout-1000x2000 fanout -n 1000 --rate 2000 --duration-secs 2 --publishers 32
+case_both fanout-10000x50 fanout -n 10000 --rate 50 --duration-secs 4
 case_both idle-5000 idle -n 5000
 case_both connect-10000 connect -n 10000
 # 4 KiB events at 80/s for 15 s: 1,200 events, ~5 MB per stalled subscriber. A

@@ -12,7 +12,9 @@
 //!   wake-ups): ids are reserved in the shared ledger, and receivers counted from the
 //!   shared topic index, which publish handlers read and only the registry writes.
 //! - [`stats`]: `/stats`, built from the metrics the hub keeps, off the hub's thread.
-//! - [`subscription`]: the stream a client's response body reads.
+//! - [`subscription`]: the stream a client's response body reads, fed by its [`queue`].
+//! - [`lobby`]: clients admitted by their handlers without a round trip through the
+//!   hub's thread, and streams that ended, for the hub to take whenever it runs.
 //! - [`store`]: with `history_path`, the history also on disk, written off the hub's
 //!   thread and loaded back at start.
 //! - In cluster mode (SPEC §10) events reach the hub from the cluster's reader instead
