@@ -26,6 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
 use crate::helpers::{PATIENCE, TestApp};
+use crate::tools::{Tool, skip_or_fail};
 
 /// Makes a missing browser fail the test instead of skipping it (any value but `0`
 /// or empty).
@@ -61,61 +62,6 @@ const WINDOW: (u32, u32) = (1200, 900);
 const HOW_TO_INSTALL: &str = "`apt-get install chromium chromium-driver` (Debian, Ubuntu), \
 or set SSEHUB_CHROMIUM and SSEHUB_CHROMEDRIVER to the executables' paths";
 
-struct Tool {
-    what: &'static str,
-    variable: &'static str,
-    names: &'static [&'static str],
-}
-
-impl Tool {
-    /// The executable's path, or what is missing and where it was looked for.
-    fn find(&self) -> Result<PathBuf, String> {
-        let variable = self.variable;
-        match std::env::var_os(variable).filter(|v| !v.is_empty()) {
-            // An explicit path is used as given: no falling back to another browser.
-            Some(path) => {
-                let path = PathBuf::from(path);
-                if is_executable(&path) {
-                    Ok(path)
-                } else {
-                    Err(format!(
-                        "{}: {variable}={} is not an executable file",
-                        self.what,
-                        path.display()
-                    ))
-                }
-            }
-            None => {
-                let dirs: Vec<PathBuf> = std::env::var_os("PATH")
-                    .map(|path| std::env::split_paths(&path).collect())
-                    .unwrap_or_default();
-                self.names
-                    .iter()
-                    .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
-                    .find(|path| is_executable(path))
-                    .ok_or_else(|| {
-                        format!(
-                            "{}: no {} on PATH, and {variable} is not set",
-                            self.what,
-                            self.names.join(" or ")
-                        )
-                    })
-            }
-        }
-    }
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
-}
-
 /// The browser and its driver, both found.
 struct Tools {
     chromium: PathBuf,
@@ -138,28 +84,7 @@ impl Tools {
                 chromedriver,
             });
         }
-        let required = std::env::var(REQUIRE).is_ok_and(|v| !v.is_empty() && v != "0");
-        assert!(
-            !required,
-            "this test needs Chromium and chromedriver, and {REQUIRE} is set: {}; \
-             install them: {HOW_TO_INSTALL}",
-            missing.join("; ")
-        );
-        let test = std::thread::current()
-            .name()
-            .unwrap_or("a browser test")
-            .to_owned();
-        let mut notice = format!("\nSKIPPED: {test} did not run: it needs a real Chromium.\n");
-        for what in &missing {
-            notice += &format!("SKIPPED:   {what}\n");
-        }
-        notice += &format!(
-            "SKIPPED:   To run it: {HOW_TO_INSTALL}.\n\
-             SKIPPED:   With {REQUIRE}=1 (as .ci/run sets it) this fails instead.\n\n"
-        );
-        // Straight to stderr, in one write: the test harness captures `eprintln!` and
-        // shows it only for failing tests, and this one passes.
-        let _ = std::io::stderr().lock().write_all(notice.as_bytes());
+        skip_or_fail(REQUIRE, "a real Chromium", &missing, HOW_TO_INSTALL);
         None
     }
 }

@@ -4,6 +4,7 @@ mod browser;
 mod helpers;
 mod proxy;
 mod redis;
+mod tools;
 
 mod admin;
 mod auth;

@@ -9,9 +9,8 @@
 //! (SPEC §2). With `SSEHUB_REQUIRE_REDIS=1`, as `.ci/run` sets it, its absence fails
 //! the test instead, like `SSEHUB_REQUIRE_BROWSER` for Chromium (`browser.rs`).
 
-use std::io::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -20,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::PATIENCE;
+use crate::tools::{Tool, skip_or_fail};
 
 /// Makes a missing `redis-server` fail the test instead of skipping it (any value but
 /// `0` or empty).
@@ -165,56 +165,16 @@ async fn ping(port: u16) -> bool {
 /// The executable, or `None` after telling the person running the tests that this test
 /// was skipped; fails the test instead when `SSEHUB_REQUIRE_REDIS` is set.
 fn find() -> Option<PathBuf> {
-    let missing = match std::env::var_os(VARIABLE).filter(|v| !v.is_empty()) {
-        // An explicit path is used as given: no falling back to another one.
-        Some(path) => {
-            let path = PathBuf::from(path);
-            if is_executable(&path) {
-                return Some(path);
-            }
-            format!("{VARIABLE}={} is not an executable file", path.display())
-        }
-        None => {
-            let on_path = std::env::var_os("PATH")
-                .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|dir| dir.join("redis-server"))
-                .find(|path| is_executable(path));
-            if on_path.is_some() {
-                return on_path;
-            }
-            format!("no redis-server on PATH, and {VARIABLE} is not set")
-        }
+    let tool = Tool {
+        what: "redis-server",
+        variable: VARIABLE,
+        names: &["redis-server"],
     };
-    let required = std::env::var(REQUIRE).is_ok_and(|v| !v.is_empty() && v != "0");
-    assert!(
-        !required,
-        "this test needs redis-server, and {REQUIRE} is set: {missing}; \
-         install it: {HOW_TO_INSTALL}"
-    );
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a cluster test")
-        .to_owned();
-    let notice = format!(
-        "\nSKIPPED: {test} did not run: redis-server not found ({missing}).\n\
-         SKIPPED:   To run it: {HOW_TO_INSTALL}.\n\
-         SKIPPED:   With {REQUIRE}=1 (as .ci/run sets it) this fails instead.\n\n"
-    );
-    // Straight to stderr, in one write: the test harness captures `eprintln!` and
-    // shows it only for failing tests, and this one passes.
-    let _ = std::io::stderr().lock().write_all(notice.as_bytes());
-    None
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
+    match tool.find() {
+        Ok(path) => Some(path),
+        Err(missing) => {
+            skip_or_fail(REQUIRE, "a real redis-server", &[missing], HOW_TO_INSTALL);
+            None
+        }
+    }
 }
