@@ -670,6 +670,26 @@ mod tests {
         }
         let ok = r#"["https://a.test", "http://localhost:8080"]"#;
         assert!(load(&format!("[cors]\nallowed_origins = {ok}\n"), &[], None).is_ok());
+        let err = load("[cluster]\nredis_url = \"http://x\"\n", &[], None).unwrap_err();
+        assert_eq!(err.key, "cluster.redis_url");
+        let err = load(
+            "[cluster]\nredis_url = \"redis://127.0.0.1\"\nstream_key = \"\"\n",
+            &[],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "cluster.stream_key");
+        let both =
+            "[cluster]\nredis_url = \"redis://127.0.0.1\"\n[sse]\nhistory_path = \"h.redb\"\n";
+        assert_eq!(load(both, &[], None).unwrap_err().key, "sse.history_path");
+        assert!(
+            load(
+                "[cluster]\nredis_url = \"redis://127.0.0.1:6379/0\"\n",
+                &[],
+                None
+            )
+            .is_ok()
+        );
     }
 
     #[test]
