@@ -544,12 +544,15 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::load(
+        let loaded = Config::load(
             &file.0,
             true,
             |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
             bind,
-        )
+        );
+        // Read once: test runs leave nothing behind.
+        let _ = std::fs::remove_file(&file.0);
+        loaded
     }
 
     fn tempfile() -> (PathBuf, std::fs::File) {

@@ -41,6 +41,8 @@ pub mod publishing;
 pub mod query;
 pub mod request_id;
 pub mod routes;
+#[cfg(test)]
+pub(crate) mod scratch;
 pub mod shutdown;
 pub mod sse;
 pub mod startup;

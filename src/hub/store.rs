@@ -422,6 +422,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
 
     fn record(key: u64) -> Record {
         Record {
@@ -447,12 +448,8 @@ mod tests {
         }
     }
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ssehub-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        let _ = std::fs::remove_file(&path);
-        path
+    fn temp(name: &str) -> Scratch {
+        Scratch::new(&format!("store-{name}"))
     }
 
     fn keys(records: &[Record]) -> Vec<u64> {

@@ -297,10 +297,7 @@ async fn a_batch_is_queued_as_the_same_frames_for_every_client_never_copied() {
 
 #[actix_web::test]
 async fn a_durable_hub_writes_what_was_still_queued_at_the_stop_and_loads_it_back() {
-    let dir = std::env::temp_dir().join(format!("ssehub-hub-durable-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("stop.redb");
-    let _ = std::fs::remove_file(&path);
+    let path = crate::scratch::Scratch::new("hub-durable-stop.redb");
     let flush = Duration::from_millis(10);
     let open = || Store::open(&path).unwrap();
     let start_durable = || {
@@ -336,10 +333,7 @@ async fn a_durable_hub_writes_what_was_still_queued_at_the_stop_and_loads_it_bac
 
 #[actix_web::test]
 async fn a_durable_history_past_its_ttl_while_stopped_is_not_loaded() {
-    let dir = std::env::temp_dir().join(format!("ssehub-hub-durable-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("ttl.redb");
-    let _ = std::fs::remove_file(&path);
+    let path = crate::scratch::Scratch::new("hub-durable-ttl.redb");
     let flush = Duration::from_millis(10);
     let entry = |id: &str, age_secs: u64, reservation: u64| Entry {
         id: id.into(),

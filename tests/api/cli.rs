@@ -13,10 +13,34 @@ pub(crate) fn ssehub() -> Command {
     command
 }
 
-pub(crate) fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+/// A config file for one test, removed when dropped, so test runs leave nothing behind.
+pub(crate) fn write_config(name: &str, text: &str) -> Scratch {
     let path = std::env::temp_dir().join(format!("ssehub-cli-{}-{name}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
-    path
+    Scratch(path)
+}
+
+/// A file in the temp directory, removed when dropped.
+pub(crate) struct Scratch(pub(crate) std::path::PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Runs the binary expecting it to refuse: answers its stderr, which must be one line.

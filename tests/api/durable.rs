@@ -1,13 +1,13 @@
 //! Durable history (SPEC §3): the real binary, stopped (SIGTERM) or killed (SIGKILL)
 //! and started again on the same `history_path`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cli::{refusal, ssehub, start_server, write_config};
+use crate::cli::{Scratch, refusal, ssehub, start_server, write_config};
 use crate::helpers::{PATIENCE, Subscriber, http_client, open_stream};
 
 /// Short, so the tests that wait for the disk wait little.
@@ -104,17 +104,8 @@ impl Drop for Node {
     }
 }
 
-/// A store file, removed when the test ends.
-struct StoreFile(PathBuf);
-
-impl Drop for StoreFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// A fresh store path and a config using it.
-fn durable_config(name: &str, extra: &str) -> (StoreFile, PathBuf) {
+fn durable_config(name: &str, extra: &str) -> (Scratch, Scratch) {
     let store =
         std::env::temp_dir().join(format!("ssehub-durable-{}-{name}.redb", std::process::id()));
     let _ = std::fs::remove_file(&store);
@@ -126,7 +117,7 @@ fn durable_config(name: &str, extra: &str) -> (StoreFile, PathBuf) {
             store.display().to_string()
         ),
     );
-    (StoreFile(store), config)
+    (Scratch(store), config)
 }
 
 #[actix_web::test]
