@@ -125,6 +125,7 @@ pub fn start(
             publishing: redis.clone(),
             keys: keys.clone(),
             history_size: config.sse.history_size,
+            history_max_bytes: config.sse.history_max_bytes,
             max_event_bytes: config.publish.max_body_bytes,
             hub,
             link,

@@ -46,6 +46,8 @@ pub struct Reader {
     pub publishing: ConnectionManager,
     pub keys: Keys,
     pub history_size: usize,
+    /// `history_max_bytes`: loading stops once this much is read.
+    pub history_max_bytes: usize,
     pub max_event_bytes: usize,
     pub hub: Addr<Hub>,
     /// Set while connected (after history is loaded); `/readyz` reads it.
@@ -152,26 +154,62 @@ impl Reader {
         }
     }
 
+    /// Tells subscriptions waiting for the reader ([`Catchup`](super::Catchup)) that
+    /// the hub now has everything up to stream id `id`.
+    fn handed_over(&self, id: &str) {
+        self.read_to
+            .send_replace(Position::parse(id).unwrap_or_default());
+    }
+
+    /// Entries per read (of history at start, and of the stream after), so that one
+    /// read holds about [`READ_BUDGET`] bytes at most.
+    fn per_read(&self) -> usize {
+        (READ_BUDGET / self.max_event_bytes.max(1)).clamp(16, 1000)
+    }
+
     /// Hands the hub the newest `history_size` entries, oldest first; returns the id
     /// to read on from (`0-0` for an empty stream: everything appended from now on).
+    ///
+    /// Read newest first, a page at a time, until `history_size` events or
+    /// `history_max_bytes` of frames are in hand: the history kept is bounded in bytes,
+    /// and so is what loading it holds (one page more), however large the events.
     async fn load(&self, redis: &mut MultiplexedConnection) -> Result<String, Ended> {
-        let newest: StreamRangeReply = redis
-            .xrevrange_count(&self.keys.stream, "+", "-", self.history_size.max(1))
-            .await?;
-        let from = newest.ids.first().map_or("0-0".into(), |e| e.id.clone());
-        let events: Vec<Arrived> = newest
-            .ids
-            .into_iter()
-            .rev()
-            .take(self.history_size)
-            .filter_map(stream::arrived)
-            .collect();
+        let mut newest_first: Vec<Arrived> = Vec::new();
+        let (mut bytes, mut from, mut end) = (0, None::<String>, "+".to_owned());
+        loop {
+            let wanted = self.history_size.saturating_sub(newest_first.len());
+            // One entry at least: with `history_size = 0` the newest id is still needed.
+            let count = wanted.clamp(1, self.per_read());
+            let page: StreamRangeReply = redis
+                .xrevrange_count(&self.keys.stream, &end, "-", count)
+                .await?;
+            let done = page.ids.len() < count;
+            if let Some(oldest) = page.ids.last() {
+                end = format!("({}", oldest.id);
+            }
+            for entry in page.ids {
+                from.get_or_insert_with(|| entry.id.clone());
+                let full =
+                    newest_first.len() >= self.history_size || bytes >= self.history_max_bytes;
+                if full {
+                    break;
+                }
+                if let Some(event) = stream::arrived(entry) {
+                    bytes += event.frame.len();
+                    newest_first.push(event);
+                }
+            }
+            if done || newest_first.len() >= self.history_size || bytes >= self.history_max_bytes {
+                break;
+            }
+        }
+        let from = from.unwrap_or_else(|| "0-0".into());
+        newest_first.reverse();
         self.hub
-            .send(Load(events))
+            .send(Load(newest_first))
             .await
             .map_err(|_| Ended::HubGone)?;
-        self.read_to
-            .send_replace(Position::parse(&from).unwrap_or_default());
+        self.handed_over(&from);
         Ok(from)
     }
 
@@ -181,10 +219,9 @@ impl Reader {
         redis: &mut MultiplexedConnection,
         last: &mut String,
     ) -> Result<std::convert::Infallible, Ended> {
-        let per_read = (READ_BUDGET / self.max_event_bytes.max(1)).clamp(16, 1000);
         let options = StreamReadOptions::default()
             .block(BLOCK.as_millis() as usize)
-            .count(per_read);
+            .count(self.per_read());
         loop {
             let read: Option<StreamReadReply> = redis
                 .xread_options(&[&self.keys.stream], &[&*last], &options)
@@ -204,8 +241,7 @@ impl Reader {
                 .send(Relay(events))
                 .await
                 .map_err(|_| Ended::HubGone)?;
-            self.read_to
-                .send_replace(Position::parse(&newest).unwrap_or_default());
+            self.handed_over(&newest);
             *last = newest;
         }
     }

@@ -653,6 +653,59 @@ async fn each_node_replays_exactly_history_size_events() {
 }
 
 #[actix_web::test]
+async fn a_node_loads_its_history_page_by_page_within_its_count_and_byte_bounds() {
+    let Some(redis) = Redis::start_new().await else {
+        return;
+    };
+    // 8 MiB events make a page 16 entries (64 MiB / 8 MiB, at least 16): 40 events of
+    // history take three pages. Then a byte bound of 20 frames of ~1 KB.
+    let paged = |c: &mut Config| {
+        c.sse.history_size = 40;
+        c.publish.max_body_bytes = 8 * 1024 * 1024;
+    };
+    let a = node(&redis, "test:pages", paged).await;
+    let mut watcher = a.subscribe("/events").await;
+    let padding = "x".repeat(1000);
+    let mut ids = Vec::new();
+    for i in 0..100usize {
+        ids.push(publish_data(&a, &format!("{i} {padding}")).await);
+    }
+    watcher.until(&ids[99]).await;
+
+    let b = node(&redis, "test:pages", paged).await;
+    let mut replay = b.subscribe("/events?lastEventId=earliest").await;
+    let marker = publish_data(&a, "marker").await;
+    let got: Vec<String> = replay
+        .until(&marker)
+        .await
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(got, ids[60..], "the last 40, in order, across pages");
+    ids.push(marker);
+
+    let bounded = |c: &mut Config| {
+        paged(c);
+        c.sse.history_max_bytes = 20 * 1100;
+    };
+    let c = node(&redis, "test:pages", bounded).await;
+    let mut replay = c.subscribe("/events?lastEventId=earliest").await;
+    let marker = publish_data(&a, "marker 2").await;
+    let got: Vec<String> = replay
+        .until(&marker)
+        .await
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    // ~1,035 bytes a frame (the first marker's is small): about 21 fit.
+    assert!(
+        (18..=22).contains(&got.len()) && ids.ends_with(&got),
+        "the newest that fit in 22,000 bytes, in order: {} events",
+        got.len()
+    );
+}
+
+#[actix_web::test]
 async fn stats_name_each_node_by_its_own_uuid() {
     let Some(redis) = Redis::start_new().await else {
         return;
